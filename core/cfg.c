@@ -1,1 +1,634 @@
-/* placeholder: being written */
+/*
+ * core/cfg.c - the option table and the three ways to fill a struct rh_cfg from it: defaults
+ * (each row's default is text that goes through the same parser as user input, so a bad
+ * default fails at the first start), the config file (inih, fed one line at a time by a reader
+ * here that counts lines and rejects what inih would silently accept: sections, continuation
+ * lines, lines without '='), and getopt_long in two passes (first find --config, --help and
+ * --version, then apply the flags on top of the file). Starting the server from the result is
+ * left to the caller.
+ */
+#include "core/cfg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+
+#ifndef RH_VERSION_STRING
+#define RH_VERSION_STRING "0.1.0"
+#endif
+
+/* getopt_long returns this plus the row index for a flag, above every short option char. */
+#define FLAG_VAL_BASE 256
+#define REASON_SIZE   256
+
+enum opt_type {
+    OPT_ADDR, /* char * text; listen_sockaddr and listen_sockaddr_len derived from it */
+    OPT_U32,
+    OPT_BOOL,
+    OPT_LOG_LEVEL,
+    /* Command line only, no field. */
+    OPT_CONFIG,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+struct opt {
+    const char *name; /* long flag without dashes, and the file key */
+    enum opt_type type;
+    size_t offset; /* of the field in struct rh_cfg */
+    uint32_t min, max;
+    bool is_pow2;
+    const char *def; /* default as the user would write it; NULL for command-line-only rows */
+    const char *help;
+};
+
+/* offsetof that fails to compile when the field does not have the type the row parses into. */
+#define FIELD(field, type)                                                                         \
+    _Generic(((struct rh_cfg *)0)->field, type : offsetof(struct rh_cfg, field))
+#define U32(name, field, lo, hi, def, help)                                                        \
+    {                                                                                              \
+        name, OPT_U32, FIELD(field, uint32_t), lo, hi, false, def, help                            \
+    }
+#define POW2(name, field, lo, hi, def, help)                                                       \
+    {                                                                                              \
+        name, OPT_U32, FIELD(field, uint32_t), lo, hi, true, def, help                             \
+    }
+
+static const struct opt opts[] = {
+    {"listen", OPT_ADDR, FIELD(listen_addr, char *), 0, 0, false, "127.0.0.1",
+     "IPv4 or IPv6 address to listen on"},
+    U32("port", port, 0, 65535, "5000", "TCP port; 0 picks any free port"),
+    U32("shards", shard_count, 0, RH_CFG_SHARDS_MAX, "0", "shard threads; 0 = one per usable CPU"),
+    {"io-oldest", OPT_BOOL, FIELD(io_oldest, bool), 0, 1, false, "false",
+     "oldest io_uring features only (or RINGHUB_IO_OLDEST=1)"},
+    {"log-level", OPT_LOG_LEVEL, FIELD(log_level, enum rh_log_level), 0, 0, false, "info",
+     "error, warn, info or debug"},
+    U32("node-id", node_id, 0, 4095, "0", "this node's id, part of every connection id"),
+    U32("max-conns", max_conns, 1, 10000000, "100000", "most open connections, whole process"),
+    POW2("recv-buf-size", recv_buf_size, 512, 65536, "4096", "bytes per receive buffer"),
+    POW2("recv-buf-count", recv_buf_count, 16, 32768, "1024", "receive buffers per shard"),
+    POW2("ring-entries", ring_entries, 64, 32768, "1024", "io_uring queue entries per shard"),
+    POW2("spsc-capacity", spsc_capacity, 64, 1048576, "4096", "slots per shard-to-shard ring"),
+    U32("backlog", backlog, 1, 65535, "4096", "listen(2) backlog"),
+    U32("shutdown-grace-ms", shutdown_grace_ms, 0, 600000, "5000", "drain time on SIGINT/SIGTERM"),
+    {"config", OPT_CONFIG, 0, 0, 0, false, NULL,
+     "read options from FILE first (name = value lines); flags override it"},
+    {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit"},
+    {"version", OPT_VERSION, 0, 0, 0, false, NULL, "print the version and exit"},
+};
+
+#define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
+
+/* State of one config text while inih walks it. */
+struct load_ctx {
+    struct rh_cfg *cfg;
+    const char *name; /* file name for messages */
+    const char *next; /* start of the line the reader hands out next */
+    int line_no;      /* lines handed to inih so far, counted as inih counts them */
+    int err_line;     /* first line rejected here (0: none); the reader stops after it */
+    bool is_seen[OPT_COUNT];
+    char reason[REASON_SIZE];
+};
+
+static const struct opt *find_opt(const char *name);
+static void *field_of(struct rh_cfg *cfg, const struct opt *o);
+static int set_addr(struct rh_cfg *cfg, const char *value, char *err, size_t err_len);
+static int set_u32(struct rh_cfg *cfg, const struct opt *o, const char *value, char *err,
+                   size_t err_len);
+static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len);
+static int parse_u32(const char *text, uint32_t *value);
+static int parse_bool(const char *text, bool *value);
+static bool is_pow2(uint32_t v);
+static int load_text(struct rh_cfg *cfg, const char *name, const char *text, char *err,
+                     size_t err_len);
+static char *read_line(char *str, int num, void *stream);
+static const char *check_line(const char *line, size_t len);
+static int handle_pair(void *user, const char *section, const char *name, const char *value);
+static int read_file(const char *path, char **text, char *err, size_t err_len);
+static void build_longopts(struct option *longopts);
+static int next_flag(int argc, char **argv, const struct option *longopts, const struct opt **o,
+                     const char **arg, char *err, size_t err_len);
+static int apply_flags(struct rh_cfg *cfg, int argc, char **argv, const struct option *longopts,
+                       char *err, size_t err_len);
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void rh_cfg_defaults(struct rh_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        if (!opts[i].def) continue;
+        int err = rh_cfg_set(cfg, opts[i].name, opts[i].def, NULL, 0);
+        RH_ASSERT(err == 0);
+    }
+}
+
+void rh_cfg_free(struct rh_cfg *cfg)
+{
+    rh_free(cfg->listen_addr);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int rh_cfg_set(struct rh_cfg *cfg, const char *key, const char *value, char *err, size_t err_len)
+{
+    const struct opt *o = find_opt(key);
+    if (!o) {
+        set_err(err, err_len, "%s: unknown option", key);
+        return -ENOENT;
+    }
+    if (o->type >= OPT_CONFIG) {
+        set_err(err, err_len, "%s: only on the command line", key);
+        return -ENOENT;
+    }
+    if (!value && o->type != OPT_BOOL) {
+        set_err(err, err_len, "%s: needs a value", key);
+        return -EINVAL;
+    }
+
+    switch (o->type) {
+    case OPT_ADDR:
+        return set_addr(cfg, value, err, err_len);
+    case OPT_U32:
+        return set_u32(cfg, o, value, err, err_len);
+    case OPT_BOOL: {
+        bool on = true;
+        if (value && parse_bool(value, &on) != 0) {
+            set_err(err, err_len, "%s: '%s' is not true/false, yes/no, on/off or 1/0", key, value);
+            return -EINVAL;
+        }
+        *(bool *)field_of(cfg, o) = on;
+        return 0;
+    }
+    case OPT_LOG_LEVEL: {
+        enum rh_log_level level;
+        if (rh_log_parse_level(value, &level) != 0) {
+            set_err(err, err_len, "%s: '%s' is not error, warn, info or debug", key, value);
+            return -EINVAL;
+        }
+        *(enum rh_log_level *)field_of(cfg, o) = level;
+        return 0;
+    }
+    case OPT_CONFIG:
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+    RH_ASSERT(!"option type without a parser");
+}
+
+int rh_cfg_load_file(struct rh_cfg *cfg, const char *path, char *err, size_t err_len)
+{
+    char *text = NULL;
+    int rc = read_file(path, &text, err, err_len);
+    if (rc) return rc;
+    rc = load_text(cfg, path, text, err, err_len);
+    rh_free(text);
+    return rc;
+}
+
+int rh_cfg_load_string(struct rh_cfg *cfg, const char *text, char *err, size_t err_len)
+{
+    return load_text(cfg, "<string>", text, err, err_len);
+}
+
+int rh_cfg_parse_args(struct rh_cfg *cfg, int argc, char **argv, char *err, size_t err_len)
+{
+    struct option longopts[OPT_COUNT + 1];
+    const char *config_path = NULL;
+    bool wants_help = false, wants_version = false;
+    const struct opt *o;
+    const char *arg;
+    int rc;
+
+    build_longopts(longopts);
+    int saved_opterr = opterr;
+    opterr = 0;
+
+    /* Pass 1: every argument must be a known flag; --help, --version and --config act first. */
+    optind = 0;
+    while ((rc = next_flag(argc, argv, longopts, &o, &arg, err, err_len)) == 1) {
+        if (o->type == OPT_CONFIG) config_path = arg;
+        wants_help |= o->type == OPT_HELP;
+        wants_version |= o->type == OPT_VERSION;
+    }
+    if (rc < 0) goto out;
+
+    if (wants_help) {
+        rh_cfg_print_usage(stdout, argc > 0 ? argv[0] : "ringhub");
+        rc = 1;
+        goto out;
+    }
+    if (wants_version) {
+        printf("ringhub %s\n", RH_VERSION_STRING);
+        rc = 1;
+        goto out;
+    }
+    if (config_path && rh_cfg_load_file(cfg, config_path, err, err_len) != 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+
+    /* Pass 2: the flags, over whatever the file set. */
+    rc = apply_flags(cfg, argc, argv, longopts, err, err_len);
+    if (rc) goto out;
+
+    bool is_env_on;
+    const char *env = getenv("RINGHUB_IO_OLDEST");
+    if (env && parse_bool(env, &is_env_on) == 0 && is_env_on) cfg->io_oldest = true;
+
+out:
+    opterr = saved_opterr;
+    return rc;
+}
+
+void rh_cfg_print_usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "Usage: %s [OPTION]...\n"
+            "Runs the ringhub server. Every option but --config, --help and --version may also\n"
+            "be set in the --config file as a \"name = value\" line; flags override the file.\n\n",
+            prog);
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const struct opt *o = &opts[i];
+        static const char *const metas[] = {
+            [OPT_ADDR] = "=ADDR",       [OPT_U32] = "=N",       [OPT_BOOL] = "[=BOOL]",
+            [OPT_LOG_LEVEL] = "=LEVEL", [OPT_CONFIG] = "=FILE", [OPT_HELP] = "",
+            [OPT_VERSION] = "",
+        };
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s%s", o->name, metas[o->type]);
+        fprintf(out, "  %-26s %s", flag, o->help);
+        if (o->type == OPT_U32)
+            fprintf(out, " (%s%" PRIu32 "..%" PRIu32 ", default %s)\n",
+                    o->is_pow2 ? "power of two " : "", o->min, o->max, o->def);
+        else if (o->def)
+            fprintf(out, " (default %s)\n", o->def);
+        else
+            fputc('\n', out);
+    }
+}
+
+void rh_cfg_validate(const struct rh_cfg *cfg)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const struct opt *o = &opts[i];
+        const char *field = (const char *)cfg + o->offset;
+        if (o->type == OPT_U32) {
+            uint32_t v;
+            memcpy(&v, field, sizeof(v));
+            RH_ASSERT(v >= o->min);
+            RH_ASSERT(v <= o->max);
+            RH_ASSERT(!o->is_pow2 || is_pow2(v));
+        } else if (o->type == OPT_BOOL) {
+            unsigned char byte;
+            memcpy(&byte, field, sizeof(byte));
+            RH_ASSERT(byte <= 1);
+        } else if (o->type == OPT_LOG_LEVEL) {
+            enum rh_log_level level;
+            memcpy(&level, field, sizeof(level));
+            RH_ASSERT(level >= RH_LOG_ERROR && level <= RH_LOG_DEBUG);
+        }
+    }
+
+    struct sockaddr_storage ss;
+    socklen_t len;
+    RH_ASSERT(cfg->listen_addr != NULL);
+    RH_ASSERT(parse_addr(cfg->listen_addr, &ss, &len) == 0);
+    RH_ASSERT(len == cfg->listen_sockaddr_len);
+    RH_ASSERT(memcmp(&ss, &cfg->listen_sockaddr, len) == 0);
+}
+
+static const struct opt *find_opt(const char *name)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++)
+        if (strcmp(opts[i].name, name) == 0) return &opts[i];
+    return NULL;
+}
+
+static void *field_of(struct rh_cfg *cfg, const struct opt *o)
+{
+    return (char *)cfg + o->offset;
+}
+
+static int set_addr(struct rh_cfg *cfg, const char *value, char *err, size_t err_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (parse_addr(value, &ss, &len) != 0) {
+        set_err(err, err_len, "listen: '%s' is not an IPv4 or IPv6 address", value);
+        return -EINVAL;
+    }
+    rh_free(cfg->listen_addr);
+    cfg->listen_addr = rh_strndup(value, strlen(value));
+    cfg->listen_sockaddr = ss;
+    cfg->listen_sockaddr_len = len;
+    return 0;
+}
+
+static int set_u32(struct rh_cfg *cfg, const struct opt *o, const char *value, char *err,
+                   size_t err_len)
+{
+    uint32_t v;
+    int rc = parse_u32(value, &v);
+    if (rc == -EINVAL) {
+        set_err(err, err_len, "%s: '%s' is not a decimal number", o->name, value);
+        return -EINVAL;
+    }
+    if (rc == -ERANGE || v < o->min || v > o->max) {
+        set_err(err, err_len, "%s: %s is out of range %" PRIu32 "..%" PRIu32, o->name, value,
+                o->min, o->max);
+        return -EINVAL;
+    }
+    if (o->is_pow2 && !is_pow2(v)) {
+        set_err(err, err_len, "%s: %s is not a power of two", o->name, value);
+        return -EINVAL;
+    }
+    *(uint32_t *)field_of(cfg, o) = v;
+    return 0;
+}
+
+/* Fills @ss with the address and a zero port; everything else in it is zero, so two results
+ * for the same text compare equal with memcmp. */
+static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in in4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, text, &in4.sin_addr) == 1) {
+        memcpy(ss, &in4, sizeof(in4));
+        *len = sizeof(in4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &in6.sin6_addr) == 1) {
+        memcpy(ss, &in6, sizeof(in6));
+        *len = sizeof(in6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* Decimal digits only: strtoul would take a sign, leading spaces and "0x" in some modes. */
+static int parse_u32(const char *text, uint32_t *value)
+{
+    uint64_t v = 0;
+    if (!*text) return -EINVAL;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9') return -EINVAL;
+    }
+    for (const char *p = text; *p; p++) {
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > UINT32_MAX) return -ERANGE;
+    }
+    *value = (uint32_t)v;
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *value)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *value = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *value = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static bool is_pow2(uint32_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static int load_text(struct rh_cfg *cfg, const char *name, const char *text, char *err,
+                     size_t err_len)
+{
+    struct load_ctx ctx = {.cfg = cfg, .name = name, .next = text};
+
+    int bad_line = ini_parse_stream(read_line, &ctx, handle_pair, &ctx);
+    /* inih reports the first line it failed on, which may be one it could not split even
+     * though read_line mirrors its rules; ours are reported when they come first. */
+    if (bad_line < 0 || (bad_line > 0 && (!ctx.err_line || bad_line < ctx.err_line))) {
+        set_err(err, err_len, "%s:%d: expected name = value", name, bad_line);
+        return -EINVAL;
+    }
+    if (ctx.err_line) {
+        set_err(err, err_len, "%s:%d: %s", name, ctx.err_line, ctx.reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* inih's reader callback, like fgets(3) on the text. Hands out one whole line per call so
+ * inih's line count matches ours, and ends the text early at the first line it rejects. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct load_ctx *ctx = stream;
+    const char *line = ctx->next;
+    if (ctx->err_line || !*line) return NULL;
+
+    const char *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+    ctx->next = line + len;
+    ctx->line_no++;
+    /* A UTF-8 byte order mark is dropped here, so it cannot hide a section header. */
+    if (ctx->line_no == 1 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+        line += 3;
+        len -= 3;
+    }
+
+    const char *reason = check_line(line, len);
+    if (!reason && len > (size_t)num - 1) reason = "line too long";
+    if (reason) {
+        snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason);
+        ctx->err_line = ctx->line_no;
+        return NULL;
+    }
+    memcpy(str, line, len);
+    str[len] = '\0';
+    return str;
+}
+
+/* Returns why inih must not see this line, or NULL. Mirrors inih's own order: blank and
+ * comment lines first, then continuation (indented) lines, sections, then the split at the
+ * first '=' or ':' unless an inline comment (" ;") starts before it. */
+static const char *check_line(const char *line, size_t len)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)line[i]))
+        i++;
+    if (i == len || line[i] == '#' || line[i] == ';') return NULL;
+    if (i > 0) return "indented line (continuation lines are not supported)";
+    if (line[i] == '[') return "sections are not supported";
+
+    bool was_space = false;
+    for (; i < len; i++) {
+        if (line[i] == '=' || line[i] == ':') return NULL;
+        if (was_space && line[i] == ';') break;
+        was_space = isspace((unsigned char)line[i]);
+    }
+    return "expected name = value";
+}
+
+static int handle_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = user;
+    const struct opt *o = find_opt(name);
+    int rc;
+
+    if (section[0]) {
+        snprintf(ctx->reason, sizeof(ctx->reason), "sections are not supported");
+        rc = -EINVAL;
+    } else if (o && ctx->is_seen[o - opts]) {
+        snprintf(ctx->reason, sizeof(ctx->reason), "%s: given twice", name);
+        rc = -EINVAL;
+    } else {
+        rc = rh_cfg_set(ctx->cfg, name, value, ctx->reason, sizeof(ctx->reason));
+    }
+    if (rc) {
+        ctx->err_line = ctx->line_no;
+        return 0;
+    }
+    ctx->is_seen[o - opts] = true;
+    return 1;
+}
+
+/* Reads all of @path into a new NUL-terminated string in *@text (free with rh_free). */
+static int read_file(const char *path, char **text, char *err, size_t err_len)
+{
+    size_t cap = 4096, len = 0;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        rc = -errno;
+        set_err(err, err_len, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+
+    char *buf = rh_alloc(cap);
+    for (;;) {
+        if (len == cap - 1) {
+            if (cap > RH_CFG_FILE_BYTES_MAX) {
+                set_err(err, err_len, "%s: larger than %d bytes", path, RH_CFG_FILE_BYTES_MAX);
+                rc = -EFBIG;
+                goto err_free_buf;
+            }
+            cap *= 2;
+            buf = rh_realloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n == -1 && errno == EINTR) continue;
+        if (n == -1) {
+            rc = -errno;
+            set_err(err, err_len, "%s: %s", path, strerror(-rc));
+            goto err_free_buf;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len > RH_CFG_FILE_BYTES_MAX) {
+        set_err(err, err_len, "%s: larger than %d bytes", path, RH_CFG_FILE_BYTES_MAX);
+        rc = -EFBIG;
+        goto err_free_buf;
+    }
+    if (memchr(buf, '\0', len)) {
+        set_err(err, err_len, "%s: contains a NUL byte (not a text file?)", path);
+        rc = -EINVAL;
+        goto err_free_buf;
+    }
+    buf[len] = '\0';
+    close(fd);
+    *text = buf;
+    return 0;
+
+err_free_buf:
+    rh_free(buf);
+    close(fd);
+    return rc;
+}
+
+static void build_longopts(struct option *longopts)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        int has_arg = required_argument;
+        if (opts[i].type == OPT_BOOL) has_arg = optional_argument;
+        if (opts[i].type == OPT_HELP || opts[i].type == OPT_VERSION) has_arg = no_argument;
+        longopts[i] = (struct option){opts[i].name, has_arg, NULL, FLAG_VAL_BASE + (int)i};
+    }
+    longopts[OPT_COUNT] = (struct option){0};
+}
+
+/* Returns 1 with the next flag's row in *@o and its value (or NULL) in *@arg, 0 at the end,
+ * or -EINVAL for an unknown flag, a missing or unwanted value, or a stray argument. "+" keeps
+ * getopt from reordering argv; ":" makes it report a missing value apart from other errors. */
+static int next_flag(int argc, char **argv, const struct option *longopts, const struct opt **o,
+                     const char **arg, char *err, size_t err_len)
+{
+    int c = getopt_long(argc, argv, "+:", longopts, NULL);
+    if (c >= FLAG_VAL_BASE && c < FLAG_VAL_BASE + (int)OPT_COUNT) {
+        *o = &opts[c - FLAG_VAL_BASE];
+        *arg = optarg;
+        return 1;
+    }
+    if (c == -1 && optind >= argc) return 0;
+
+    if (c == -1)
+        set_err(err, err_len, "unexpected argument '%s'", argv[optind]);
+    else if (c == ':' && optopt >= FLAG_VAL_BASE)
+        set_err(err, err_len, "--%s needs a value", opts[optopt - FLAG_VAL_BASE].name);
+    else if (optopt >= FLAG_VAL_BASE)
+        set_err(err, err_len, "--%s takes no value", opts[optopt - FLAG_VAL_BASE].name);
+    else if (optopt > 0)
+        set_err(err, err_len, "unknown option '-%c'", optopt);
+    else
+        set_err(err, err_len, "unknown or ambiguous option '%s'", argv[optind - 1]);
+    return -EINVAL;
+}
+
+static int apply_flags(struct rh_cfg *cfg, int argc, char **argv, const struct option *longopts,
+                       char *err, size_t err_len)
+{
+    const struct opt *o;
+    const char *arg;
+    int rc;
+
+    optind = 0;
+    while ((rc = next_flag(argc, argv, longopts, &o, &arg, err, err_len)) == 1) {
+        if (o->type >= OPT_CONFIG) continue;
+        char reason[REASON_SIZE];
+        if (rh_cfg_set(cfg, o->name, arg, reason, sizeof(reason)) != 0) {
+            set_err(err, err_len, "--%s", reason);
+            return -EINVAL;
+        }
+    }
+    return rc;
+}
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err_len) return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}

@@ -53,11 +53,13 @@ void rh_log_write(enum rh_log_level level, const char *tag, const char *fmt, ...
     gmtime_r(&now.tv_sec, &tm);
     len += strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     if (log_shard_idx >= 0)
-        len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %-5s shard%d %s: ",
-                                now.tv_nsec / 1000000, level_names[level], log_shard_idx, tag);
+        len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                ".%03ldZ %-5s shard%d %s: ", now.tv_nsec / 1000000,
+                                level_names[level], log_shard_idx, tag);
     else
-        len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %-5s main %s: ",
-                                now.tv_nsec / 1000000, level_names[level], tag);
+        len += (size_t)snprintf(line + len, sizeof(line) - len,
+                                ".%03ldZ %-5s main %s: ", now.tv_nsec / 1000000, level_names[level],
+                                tag);
 
     va_list ap;
     va_start(ap, fmt);

@@ -40,7 +40,8 @@ void rh_log_write(enum rh_log_level level, const char *tag, const char *fmt, ...
 /* Returns true when this call site may log now; counts the line as suppressed otherwise. */
 bool rh_log_limit_pass(struct rh_log_limit *limit, uint32_t *suppressed_before);
 
-#define rh_log_enabled(level) ((int)(level) <= atomic_load_explicit(&rh_log_level_now, memory_order_relaxed))
+#define rh_log_enabled(level)                                                                      \
+    ((int)(level) <= atomic_load_explicit(&rh_log_level_now, memory_order_relaxed))
 
 #define rh_log_at(level, tag, ...)                                                                 \
     do {                                                                                           \

@@ -5,10 +5,10 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config
     liburing-dev libwslay-dev libhiredis-dev libmsgpack-dev libssl-dev libinih-dev)
-test_pkgs=(clang libclang-rt-14-dev libck-dev)
+test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev)
 
 want=()
-for p in "${build_pkgs[@]}" ${RH_SETUP_BUILD_ONLY:+} "${test_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || want+=("$p")
 done
 

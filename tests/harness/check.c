@@ -17,8 +17,8 @@ void rh_check_report(bool ok, const char *file, int line, const char *expr, cons
             detail ? detail : "");
 }
 
-void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr,
-                         const char *op, const char *b_expr, int64_t a, int64_t b)
+void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr, const char *op,
+                         const char *b_expr, int64_t a, int64_t b)
 {
     if (ok) {
         rh_check_passed++;

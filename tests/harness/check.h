@@ -6,15 +6,16 @@
  */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 extern unsigned rh_check_passed, rh_check_failed;
 
 void rh_check_report(bool ok, const char *file, int line, const char *expr, const char *detail);
-void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr,
-                         const char *op, const char *b_expr, int64_t a, int64_t b);
+void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr, const char *op,
+                         const char *b_expr, int64_t a, int64_t b);
 int rh_check_finish(void);
-__attribute__((noreturn)) void rh_check_skip(const char *why);
+__attribute__((__noreturn__)) void rh_check_skip(const char *why);
 
 #define CHECK(cond) rh_check_report(!!(cond), __FILE__, __LINE__, #cond, NULL)
 
@@ -34,6 +35,7 @@ __attribute__((noreturn)) void rh_check_skip(const char *why);
 /* Ends the test now when a check failed and going on would only crash. */
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \
-        CHECK(cond);                                                                               \
-        if (!(cond)) return rh_check_finish();                                                     \
+        bool ok_ = (cond);                                                                         \
+        rh_check_report(ok_, __FILE__, __LINE__, #cond, NULL);                                     \
+        if (!ok_) return rh_check_finish();                                                        \
     } while (0)

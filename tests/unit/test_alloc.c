@@ -29,7 +29,8 @@ int main(void)
 
     uint64_t *z = rh_calloc(16, sizeof(*z));
     int zeros = 0;
-    for (int i = 0; i < 16; i++) zeros += z[i] == 0;
+    for (int i = 0; i < 16; i++)
+        zeros += z[i] == 0;
     CHECK_EQ(zeros, 16);
     rh_free(z);
 

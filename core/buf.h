@@ -1,0 +1,40 @@
+#pragma once
+/*
+ * core/buf.h - shard-local refcounted byte buffers. An encoded frame is written once into an
+ * rh_buf and referenced by the send queue of every recipient on the same shard; the last
+ * reference frees it. The refcount is a plain integer: a buffer never leaves the shard that
+ * made it (what crosses shards is an rh_blob, core/blob.h).
+ */
+#include <stdint.h>
+
+#include "core/assert.h"
+
+struct rh_buf {
+    uint32_t refs; /* touched only by the owning shard */
+    uint32_t len;  /* bytes of data in use */
+    uint32_t cap;  /* bytes of data allocated */
+    uint8_t data[];
+};
+
+/* A buffer with room for @cap bytes, len 0, one reference held by the caller. */
+struct rh_buf *rh_buf_new(uint32_t cap);
+/* A buffer holding a copy of @len bytes at @data, one reference held by the caller. */
+struct rh_buf *rh_buf_copy(const void *data, uint32_t len);
+/* Frees @buf; only rh_buf_unref calls this. */
+void rh_buf_free(struct rh_buf *buf);
+
+static inline struct rh_buf *rh_buf_ref(struct rh_buf *buf);
+static inline void rh_buf_unref(struct rh_buf *buf);
+
+static inline struct rh_buf *rh_buf_ref(struct rh_buf *buf)
+{
+    RH_DEBUG_ASSERT(buf->refs > 0);
+    buf->refs++;
+    return buf;
+}
+
+static inline void rh_buf_unref(struct rh_buf *buf)
+{
+    RH_ASSERT(buf->refs > 0);
+    if (--buf->refs == 0) rh_buf_free(buf);
+}

@@ -1,0 +1,513 @@
+/*
+ * shards/conn.c - connections on a shard's ring: the slot table, receives (multishot from the
+ * shard's buffer ring, or single-shot into the connection's own buffer on the oldest path),
+ * the send queue with one vectored send in flight, and two-phase close.
+ *
+ * Lifetime: a connection is OPEN, maybe DRAINING (flushing before close), then CLOSING:
+ * shutdown(2) ends its pending receive and send, and it waits for their last completions.
+ * When nothing is in flight it is REAPING, and rh_conn_reap frees it at the end of the loop
+ * turn, so no caller up the stack (a handler iterating connections) sees freed memory and no
+ * completion ever arrives for a freed slot. Each reuse of a slot bumps its generation, which
+ * every SQE's user_data carries.
+ */
+#include "shards/shard_internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "core/log.h"
+
+#define CONN_CHUNK_SHIFT 10
+#define CONN_CHUNK_SIZE  (1u << CONN_CHUNK_SHIFT)
+
+static struct rh_conn *conn_at(struct rh_shard *s, uint32_t slot);
+static struct rh_conn *conn_alloc(struct rh_shard *s);
+static void conn_arm_recv(struct rh_conn *c);
+static void conn_recv_done(struct rh_shard *s, struct rh_conn *c, const struct io_uring_cqe *cqe);
+static void conn_input(struct rh_conn *c, const uint8_t *data, uint32_t len);
+static void conn_keep_input(struct rh_conn *c, const uint8_t *data, uint32_t len);
+static void conn_start_send(struct rh_conn *c);
+static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res);
+static void conn_consume_sent(struct rh_conn *c, uint32_t sent);
+static void conn_mark_dirty(struct rh_conn *c);
+static void conn_close_now(struct rh_conn *c);
+static void conn_op_started(struct rh_conn *c);
+static void conn_op_finished(struct rh_conn *c);
+static void conn_free(struct rh_shard *s, struct rh_conn *c);
+
+void rh_conn_table_init(struct rh_shard *s)
+{
+    rh_list_init(&s->conns);
+    rh_list_init(&s->dirty);
+    rh_list_init(&s->starved);
+    rh_list_init(&s->reap);
+}
+
+void rh_conn_table_free(struct rh_shard *s)
+{
+    RH_ASSERT(rh_list_is_empty(&s->conns));
+    for (uint32_t i = 0; i < s->chunk_count; i++)
+        rh_free(s->chunks[i]);
+    rh_free(s->chunks);
+    rh_free(s->free_slots);
+    while (s->free_send_ops) {
+        struct rh_send_op *op = s->free_send_ops;
+        s->free_send_ops = op->next_free;
+        rh_free(op);
+    }
+}
+
+void rh_conn_accepted(struct rh_shard *s, int fd)
+{
+    if (s->stopping ||
+        atomic_load_explicit(&s->stats.conns_live, memory_order_relaxed) >= s->conns_max) {
+        close(fd);
+        rh_stat_add(&s->stats.conns_rejected, 1);
+        if (!s->stopping)
+            rh_log_limited(RH_LOG_WARN, "conn",
+                           "connection refused: this shard holds its limit of %u connections "
+                           "(--max-conns over %u shards)",
+                           s->conns_max, s->rt->shard_count);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    struct rh_conn *c = conn_alloc(s);
+    c->fd = fd;
+    c->state = RH_CONN_OPEN;
+    c->id = ((uint64_t)s->rt->cfg->node_id
+             << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
+            ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
+            ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
+    rh_list_push_back(&s->conns, &c->link);
+    rh_stat_add(&s->stats.conns_live, 1);
+    rh_stat_add(&s->stats.conns_accepted, 1);
+
+    if (!s->caps.buf_ring) c->recv_buf = rh_alloc(s->rt->cfg->recv_buf_size);
+    conn_arm_recv(c);
+    s->rt->handler->conn_open(c);
+}
+
+void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe)
+{
+    uint32_t slot = rh_ud_slot(cqe->user_data);
+    struct rh_conn *c = slot < s->slot_count ? conn_at(s, slot) : NULL;
+    if (!c || c->state == RH_CONN_FREE || c->gen != rh_ud_gen(cqe->user_data)) {
+        /* Every operation is reaped before its slot is freed, so this is a bug; keep the
+         * provided buffer it may hold in circulation and say so. */
+        rh_log_error("conn", "completion for a stale connection slot %u (op %d, res %d)", slot,
+                     (int)rh_ud_op(cqe->user_data), cqe->res);
+        RH_DEBUG_ASSERT(!"stale connection completion");
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            rh_uring_bufs_recycle(&s->bufs, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+        return;
+    }
+    if (rh_ud_op(cqe->user_data) == RH_OP_RECV)
+        conn_recv_done(s, c, cqe);
+    else
+        conn_send_done(s, c, cqe->res);
+}
+
+void rh_conn_flush_dirty(struct rh_shard *s)
+{
+    struct rh_list *node, *tmp;
+    rh_list_for_each_safe(node, tmp, &s->dirty) {
+        struct rh_conn *c = rh_list_entry(node, struct rh_conn, dirty_link);
+        rh_list_unlink(&c->dirty_link);
+        c->dirty = false;
+        if (c->q_count && !c->send) conn_start_send(c);
+    }
+}
+
+void rh_conn_rearm_starved(struct rh_shard *s)
+{
+    struct rh_list *node, *tmp;
+    rh_list_for_each_safe(node, tmp, &s->starved) {
+        struct rh_conn *c = rh_list_entry(node, struct rh_conn, aux_link);
+        rh_list_unlink(&c->aux_link);
+        c->starved = false;
+        if (c->state == RH_CONN_OPEN || c->state == RH_CONN_DRAINING) conn_arm_recv(c);
+    }
+}
+
+void rh_conn_reap(struct rh_shard *s)
+{
+    struct rh_list *node, *tmp;
+    rh_list_for_each_safe(node, tmp, &s->reap) {
+        struct rh_conn *c = rh_list_entry(node, struct rh_conn, aux_link);
+        conn_free(s, c);
+    }
+}
+
+void rh_conn_close_all(struct rh_shard *s, enum rh_close_how how)
+{
+    struct rh_list *node, *tmp;
+    rh_list_for_each_safe(node, tmp, &s->conns) {
+        rh_conn_close(rh_list_entry(node, struct rh_conn, link), how);
+    }
+}
+
+uint64_t rh_conn_id(const struct rh_conn *c)
+{
+    return c->id;
+}
+
+struct rh_shard *rh_conn_shard(const struct rh_conn *c)
+{
+    return c->shard;
+}
+
+void *rh_conn_app(const struct rh_conn *c)
+{
+    return c->app;
+}
+
+void rh_conn_set_app(struct rh_conn *c, void *app)
+{
+    c->app = app;
+}
+
+bool rh_conn_is_open(const struct rh_conn *c)
+{
+    return c->state == RH_CONN_OPEN;
+}
+
+int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
+{
+    if (c->state != RH_CONN_OPEN) return -EPIPE;
+    if (c->q_count == c->q_cap) {
+        uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+        struct rh_buf **q = rh_alloc(cap * sizeof(*q));
+        for (uint32_t i = 0; i < c->q_count; i++)
+            q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        rh_free(c->q);
+        c->q = q;
+        c->q_cap = cap;
+        c->q_head = 0;
+    }
+    c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = rh_buf_ref(buf);
+    c->q_bytes += buf->len;
+    if (!c->send) conn_mark_dirty(c);
+    return 0;
+}
+
+int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len)
+{
+    if (c->state != RH_CONN_OPEN) return -EPIPE;
+    struct rh_buf *buf = rh_buf_copy(data, len);
+    int err = rh_conn_send(c, buf);
+    rh_buf_unref(buf);
+    return err;
+}
+
+void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
+{
+    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
+    if (how == RH_CLOSE_AFTER_FLUSH && (c->q_count || c->send)) {
+        if (c->state == RH_CONN_OPEN) {
+            c->state = RH_CONN_DRAINING;
+            c->shard->rt->handler->conn_close(c);
+        }
+        return;
+    }
+    conn_close_now(c);
+}
+
+static struct rh_conn *conn_at(struct rh_shard *s, uint32_t slot)
+{
+    return &s->chunks[slot >> CONN_CHUNK_SHIFT][slot & (CONN_CHUNK_SIZE - 1)];
+}
+
+static struct rh_conn *conn_alloc(struct rh_shard *s)
+{
+    uint32_t slot;
+    if (s->free_count) {
+        slot = s->free_slots[--s->free_count];
+    } else {
+        if (s->slot_count == s->chunk_count * CONN_CHUNK_SIZE) {
+            s->chunks = rh_realloc(s->chunks, (s->chunk_count + 1) * sizeof(*s->chunks));
+            s->chunks[s->chunk_count++] = rh_calloc(CONN_CHUNK_SIZE, sizeof(struct rh_conn));
+            s->free_slots = rh_realloc(s->free_slots,
+                                       s->chunk_count * CONN_CHUNK_SIZE * sizeof(*s->free_slots));
+        }
+        slot = s->slot_count++;
+        RH_ASSERT(slot < (1u << RH_CONN_ID_SLOT_BITS));
+    }
+    struct rh_conn *c = conn_at(s, slot);
+    uint32_t gen = c->gen;
+    memset(c, 0, sizeof(*c));
+    c->shard = s;
+    c->slot = slot;
+    c->gen = gen;
+    c->fd = -1;
+    rh_list_init(&c->link);
+    rh_list_init(&c->dirty_link);
+    rh_list_init(&c->aux_link);
+    return c;
+}
+
+static void conn_arm_recv(struct rh_conn *c)
+{
+    struct rh_shard *s = c->shard;
+    struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+    if (s->recv_multishot) {
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    } else if (s->caps.buf_ring) {
+        io_uring_prep_recv(sqe, c->fd, NULL, s->bufs.size, 0);
+    } else {
+        io_uring_prep_recv(sqe, c->fd, c->recv_buf, s->rt->cfg->recv_buf_size, 0);
+    }
+    if (s->caps.buf_ring) {
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = s->bufs.bgid;
+    }
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_RECV, c->gen, c->slot));
+    c->recv_armed = true;
+    conn_op_started(c);
+}
+
+static void conn_recv_done(struct rh_shard *s, struct rh_conn *c, const struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    if (res > 0) {
+        rh_stat_add(&s->stats.bytes_in, (uint64_t)res);
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            conn_input(c, rh_uring_bufs_data(&s->bufs, bid), (uint32_t)res);
+            rh_uring_bufs_recycle(&s->bufs, bid);
+        } else {
+            conn_input(c, c->recv_buf, (uint32_t)res);
+        }
+    }
+    if (cqe->flags & IORING_CQE_F_MORE) return;
+
+    c->recv_armed = false;
+    conn_op_finished(c);
+    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
+    if (res > 0 || res == -EINTR || res == -EAGAIN) {
+        conn_arm_recv(c);
+    } else if (res == -ENOBUFS) {
+        /* The shard's buffers ran out; buffers are recycled as input is handled, so re-arm
+         * once this batch of completions has returned some. */
+        rh_stat_add(&s->stats.recv_enobufs, 1);
+        c->starved = true;
+        rh_list_push_back(&s->starved, &c->aux_link);
+    } else if (res == -EINVAL && s->recv_multishot) {
+        rh_log_warn("conn", "multishot recv refused by the kernel; using single-shot recv");
+        s->recv_multishot = false;
+        conn_arm_recv(c);
+    } else {
+        if (res < 0 && res != -ECONNRESET)
+            rh_log_limited(RH_LOG_INFO, "conn", "recv on connection %llx failed: %s",
+                           (unsigned long long)c->id, strerror(-res));
+        conn_close_now(c); /* 0: the peer closed; < 0: the connection failed */
+    }
+}
+
+static void conn_input(struct rh_conn *c, const uint8_t *data, uint32_t len)
+{
+    if (c->state != RH_CONN_OPEN) return;
+    const struct rh_conn_handler *h = c->shard->rt->handler;
+
+    if (!c->partial_len) {
+        ssize_t used = h->conn_recv(c, data, len);
+        if (used < 0) {
+            conn_close_now(c);
+        } else if ((uint32_t)used < len && c->state == RH_CONN_OPEN) {
+            conn_keep_input(c, data + used, len - (uint32_t)used);
+        }
+        return;
+    }
+
+    conn_keep_input(c, data, len);
+    if (c->state != RH_CONN_OPEN) return;
+    ssize_t used = h->conn_recv(c, c->partial, c->partial_len);
+    if (used < 0) {
+        conn_close_now(c);
+        return;
+    }
+    c->partial_len -= (uint32_t)used;
+    if (!c->partial_len) {
+        /* An idle connection holds no input memory. */
+        rh_free(c->partial);
+        c->partial = NULL;
+        c->partial_cap = 0;
+    } else {
+        memmove(c->partial, c->partial + used, c->partial_len);
+    }
+}
+
+static void conn_keep_input(struct rh_conn *c, const uint8_t *data, uint32_t len)
+{
+    uint32_t need = c->partial_len + len;
+    if (need > RH_CONN_PARTIAL_MAX) {
+        rh_log_limited(RH_LOG_WARN, "conn", "connection %llx closed: %u bytes of unconsumed input",
+                       (unsigned long long)c->id, need);
+        conn_close_now(c);
+        return;
+    }
+    if (need > c->partial_cap) {
+        uint32_t cap = c->partial_cap ? c->partial_cap : 512;
+        while (cap < need)
+            cap *= 2;
+        c->partial = rh_realloc(c->partial, cap);
+        c->partial_cap = cap;
+    }
+    memcpy(c->partial + c->partial_len, data, len);
+    c->partial_len = need;
+}
+
+static void conn_start_send(struct rh_conn *c)
+{
+    struct rh_shard *s = c->shard;
+    struct rh_send_op *op = s->free_send_ops;
+    if (op)
+        s->free_send_ops = op->next_free;
+    else
+        op = rh_alloc(sizeof(*op));
+
+    uint32_t n = c->q_count < RH_SEND_IOV_MAX ? c->q_count : RH_SEND_IOV_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        struct rh_buf *buf = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        uint32_t skip = i == 0 ? c->q_head_sent : 0;
+        op->iov[i].iov_base = buf->data + skip;
+        op->iov[i].iov_len = buf->len - skip;
+    }
+    memset(&op->msg, 0, sizeof(op->msg));
+    op->msg.msg_iov = op->iov;
+    op->msg.msg_iovlen = n;
+
+    struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+    io_uring_prep_sendmsg(sqe, c->fd, &op->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_SEND, c->gen, c->slot));
+    c->send = op;
+    conn_op_started(c);
+}
+
+static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
+{
+    struct rh_send_op *op = c->send;
+    RH_ASSERT(op);
+    c->send = NULL;
+    op->next_free = s->free_send_ops;
+    s->free_send_ops = op;
+    conn_op_finished(c);
+
+    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
+    if (res == -EINTR || res == -EAGAIN) {
+        conn_mark_dirty(c);
+        return;
+    }
+    if (res < 0) {
+        if (res != -EPIPE && res != -ECONNRESET)
+            rh_log_limited(RH_LOG_INFO, "conn", "send on connection %llx failed: %s",
+                           (unsigned long long)c->id, strerror(-res));
+        conn_close_now(c);
+        return;
+    }
+    rh_stat_add(&s->stats.bytes_out, (uint64_t)res);
+    conn_consume_sent(c, (uint32_t)res);
+    if (c->q_count)
+        conn_mark_dirty(c); /* sent with whatever else is queued by the end of this turn */
+    else if (c->state == RH_CONN_DRAINING)
+        conn_close_now(c);
+}
+
+static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
+{
+    c->q_bytes -= sent;
+    while (sent) {
+        RH_ASSERT(c->q_count > 0);
+        struct rh_buf *buf = c->q[c->q_head];
+        uint32_t left = buf->len - c->q_head_sent;
+        if (sent < left) {
+            c->q_head_sent += sent;
+            return;
+        }
+        sent -= left;
+        rh_buf_unref(buf);
+        c->q_head = (c->q_head + 1) & (c->q_cap - 1);
+        c->q_count--;
+        c->q_head_sent = 0;
+    }
+}
+
+static void conn_mark_dirty(struct rh_conn *c)
+{
+    if (c->dirty) return;
+    c->dirty = true;
+    rh_list_push_back(&c->shard->dirty, &c->dirty_link);
+}
+
+static void conn_close_now(struct rh_conn *c)
+{
+    struct rh_shard *s = c->shard;
+    bool was_open = c->state == RH_CONN_OPEN;
+    RH_ASSERT(was_open || c->state == RH_CONN_DRAINING);
+
+    c->state = RH_CONN_CLOSING;
+    if (was_open) s->rt->handler->conn_close(c);
+    if (c->dirty) {
+        rh_list_unlink(&c->dirty_link);
+        c->dirty = false;
+    }
+    if (c->starved) {
+        rh_list_unlink(&c->aux_link);
+        c->starved = false;
+    }
+    /* close(2) alone would not end operations in flight (they pin the file); shutdown
+     * completes the receive with EOF and fails a blocked send, so their last CQEs come. */
+    shutdown(c->fd, SHUT_RDWR);
+    rh_stat_sub(&s->stats.conns_live, 1);
+    rh_stat_add(&s->stats.conns_closed, 1);
+    if (!c->inflight) {
+        c->state = RH_CONN_REAPING;
+        rh_list_push_back(&s->reap, &c->aux_link);
+    }
+}
+
+static void conn_op_started(struct rh_conn *c)
+{
+    c->inflight++;
+    rh_stat_add(&c->shard->stats.conn_ops_inflight, 1);
+}
+
+static void conn_op_finished(struct rh_conn *c)
+{
+    RH_ASSERT(c->inflight > 0);
+    c->inflight--;
+    rh_stat_sub(&c->shard->stats.conn_ops_inflight, 1);
+    if (!c->inflight && c->state == RH_CONN_CLOSING) {
+        c->state = RH_CONN_REAPING;
+        rh_list_push_back(&c->shard->reap, &c->aux_link);
+    }
+}
+
+static void conn_free(struct rh_shard *s, struct rh_conn *c)
+{
+    RH_ASSERT(c->state == RH_CONN_REAPING);
+    RH_ASSERT(!c->inflight && !c->send);
+    rh_list_unlink(&c->aux_link);
+    rh_list_unlink(&c->link);
+    close(c->fd);
+    for (uint32_t i = 0; i < c->q_count; i++)
+        rh_buf_unref(c->q[(c->q_head + i) & (c->q_cap - 1)]);
+    rh_free(c->q);
+    rh_free(c->partial);
+    rh_free(c->recv_buf);
+    c->q = NULL;
+    c->partial = NULL;
+    c->recv_buf = NULL;
+    c->app = NULL;
+    c->fd = -1;
+    c->state = RH_CONN_FREE;
+    c->gen = (c->gen + 1) & ((1u << RH_CONN_ID_GEN_BITS) - 1);
+    s->free_slots[s->free_count++] = c->slot;
+}

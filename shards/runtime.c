@@ -1,0 +1,304 @@
+/*
+ * shards/runtime.c - starting and stopping the shards of one process.
+ *
+ * Everything shards share is made here, on the main thread, before any shard runs: the
+ * io_uring capability probe, one listening socket per shard on the same port (SO_REUSEPORT,
+ * so the kernel spreads connections), one eventfd per shard, and the SPSC ring of every
+ * ordered pair of shards. Each shard thread then creates its own io_uring ring (SINGLE_ISSUER
+ * wants the owner to create it) and all meet at a barrier, after which every ring fd is
+ * published. After the last shard has stopped, rh_runtime_join drains what is left in the
+ * rings and frees everything.
+ */
+#include "shards/shard_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "core/log.h"
+
+static uint32_t usable_cpus(int *cpus, uint32_t cpus_max);
+static int open_listener(const struct rh_cfg *cfg, uint16_t port, int *fd_out);
+static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_count);
+static void free_shards(struct rh_runtime *rt);
+static uint32_t conns_max_for_fd_limit(const struct rh_cfg *cfg);
+
+int rh_runtime_start(struct rh_runtime **rt_out, const struct rh_cfg *cfg,
+                     const struct rh_conn_handler *handler)
+{
+    int cpus[RH_SHARDS_MAX];
+    uint32_t cpu_count = usable_cpus(cpus, RH_SHARDS_MAX);
+    uint32_t count = cfg->shard_count ? cfg->shard_count : cpu_count;
+    if (count > RH_SHARDS_MAX) count = RH_SHARDS_MAX;
+
+    struct rh_runtime *rt = rh_calloc(1, sizeof(*rt));
+    rt->cfg = cfg;
+    rt->handler = handler;
+    rt->shard_count = count;
+
+    int err = rh_uring_probe(&rt->caps, cfg->io_oldest);
+    if (err) {
+        rh_log_error("runtime", "cannot use io_uring: %s. %s", strerror(-err),
+                     rh_uring_error_hint(err));
+        rh_free(rt);
+        return err;
+    }
+    char described[160];
+    rh_log_info("runtime", "io_uring: %s",
+                rh_uring_caps_describe(&rt->caps, described, sizeof(described)));
+
+    err = make_shards(rt, cpus, cpu_count);
+    if (err) goto err_free;
+
+    pthread_barrier_init(&rt->start_barrier, NULL, count + 1);
+    uint32_t started = 0;
+    for (; started < count; started++) {
+        struct rh_shard *s = rt->shards[started];
+        err = -pthread_create(&s->thread, NULL, rh_shard_main, s);
+        if (err) {
+            rh_log_error("runtime", "cannot start shard thread: %s", strerror(-err));
+            break;
+        }
+    }
+    if (started < count) {
+        if (started) abort(); /* the threads already started would wait at the barrier forever */
+        goto err_barrier;
+    }
+    pthread_barrier_wait(&rt->start_barrier);
+    if (atomic_load(&rt->start_failed)) {
+        for (uint32_t i = 0; i < count; i++)
+            pthread_join(rt->shards[i]->thread, NULL);
+        err = -EIO;
+        goto err_barrier;
+    }
+    rh_log_info("runtime", "listening on %s:%u with %u shard%s", cfg->listen_addr, rt->port, count,
+                count == 1 ? "" : "s");
+    *rt_out = rt;
+    return 0;
+
+err_barrier:
+    pthread_barrier_destroy(&rt->start_barrier);
+err_free:
+    free_shards(rt);
+    rh_free(rt);
+    return err;
+}
+
+int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *handler)
+{
+    sigset_t stop_signals, old;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    /* Shard threads inherit the mask, so only sigwait below ever takes these. */
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct rh_runtime *rt;
+    int err = rh_runtime_start(&rt, cfg, handler);
+    if (!err) {
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        rh_log_info("runtime", "%s: stopping (grace %u ms)", strsignal(sig),
+                    cfg->shutdown_grace_ms);
+        rh_runtime_stop(rt);
+        rh_runtime_join(rt);
+        rh_log_info("runtime", "stopped");
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
+
+uint16_t rh_runtime_port(const struct rh_runtime *rt)
+{
+    return rt->port;
+}
+
+uint32_t rh_runtime_shard_count(const struct rh_runtime *rt)
+{
+    return rt->shard_count;
+}
+
+void rh_runtime_stop(struct rh_runtime *rt)
+{
+    if (atomic_exchange(&rt->stop_requested, true)) return;
+    for (uint32_t i = 0; i < rt->shard_count; i++)
+        eventfd_write(rt->shards[i]->event_fd, 1);
+}
+
+void rh_runtime_join(struct rh_runtime *rt)
+{
+    for (uint32_t i = 0; i < rt->shard_count; i++)
+        pthread_join(rt->shards[i]->thread, NULL);
+    pthread_barrier_destroy(&rt->start_barrier);
+    free_shards(rt);
+    rh_free(rt);
+}
+
+void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < rt->shard_count; i++) {
+        const struct rh_shard_stats *st = &rt->shards[i]->stats;
+#define SUM(field) out->field += atomic_load_explicit(&st->field, memory_order_relaxed)
+        SUM(conns_live);
+        SUM(conns_accepted);
+        SUM(conns_closed);
+        SUM(conns_rejected);
+        SUM(conn_ops_inflight);
+        SUM(bytes_in);
+        SUM(bytes_out);
+        SUM(blobs_in);
+        SUM(wakes_sent);
+        SUM(wakes_received);
+        SUM(recv_enobufs);
+        SUM(ring_full);
+#undef SUM
+    }
+}
+
+static uint32_t usable_cpus(int *cpus, uint32_t cpus_max)
+{
+    cpu_set_t set;
+    uint32_t n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int cpu = 0; cpu < CPU_SETSIZE && n < cpus_max; cpu++)
+            if (CPU_ISSET(cpu, &set)) cpus[n++] = cpu;
+    }
+    if (!n) cpus[n++] = 0;
+    return n;
+}
+
+static int open_listener(const struct rh_cfg *cfg, uint16_t port, int *fd_out)
+{
+    int one = 1, err;
+    struct sockaddr_storage addr = cfg->listen_sockaddr;
+    if (addr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&addr)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)&addr)->sin_port = htons(port);
+
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+        bind(fd, (const struct sockaddr *)&addr, cfg->listen_sockaddr_len) == -1 ||
+        listen(fd, (int)cfg->backlog) == -1) {
+        err = -errno;
+        rh_log_error("runtime", "cannot listen on %s:%u: %s", cfg->listen_addr, port,
+                     strerror(-err));
+        goto err_close_fd;
+    }
+    *fd_out = fd;
+    return 0;
+
+err_close_fd:
+    close(fd);
+    return err;
+}
+
+static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_count)
+{
+    const struct rh_cfg *cfg = rt->cfg;
+    uint32_t n = rt->shard_count;
+    uint32_t conns_max = conns_max_for_fd_limit(cfg);
+    rt->shards = rh_calloc(n, sizeof(*rt->shards));
+    for (uint32_t i = 0; i < n; i++) {
+        struct rh_shard *s = rh_alloc_aligned(64, sizeof(*s));
+        memset(s, 0, sizeof(*s));
+        s->rt = rt;
+        s->idx = i;
+        s->cpu = cpus[i % cpu_count];
+        s->ring_fd = -1;
+        s->listen_fd = -1;
+        s->conns_max = conns_max / n ? conns_max / n : 1;
+        s->in = rh_calloc(n, sizeof(*s->in));
+        s->out = rh_calloc(n, sizeof(*s->out));
+        s->overflow = rh_calloc(n, sizeof(*s->overflow));
+        s->event_fd = eventfd(0, EFD_CLOEXEC);
+        rt->shards[i] = s;
+        if (s->event_fd == -1) return -errno;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < n; j++) {
+            if (i == j) continue;
+            int err = rh_spsc_init(&rt->shards[i]->out[j], cfg->spsc_capacity);
+            if (err) return err;
+            rt->shards[j]->in[i] = rt->shards[i]->out[j];
+        }
+    }
+
+    /* The first listener fixes the port (which may have been 0: any free port). */
+    int err = open_listener(cfg, cfg->port, &rt->shards[0]->listen_fd);
+    if (err) return err;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    if (getsockname(rt->shards[0]->listen_fd, (struct sockaddr *)&bound, &bound_len) == -1)
+        return -errno;
+    rt->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    for (uint32_t i = 1; i < n; i++) {
+        err = open_listener(cfg, rt->port, &rt->shards[i]->listen_fd);
+        if (err) return err;
+    }
+    return 0;
+}
+
+static void free_shards(struct rh_runtime *rt)
+{
+    if (!rt->shards) return;
+    uint32_t n = rt->shard_count;
+    for (uint32_t i = 0; i < n; i++) {
+        struct rh_shard *s = rt->shards[i];
+        if (!s) continue;
+        /* Blobs still in the rings were pushed after their receiver stopped. */
+        for (uint32_t j = 0; j < n; j++) {
+            if (!s->in[j]) continue;
+            struct rh_blob *b;
+            while ((b = rh_spsc_pop(s->in[j])))
+                rh_blob_unref(b);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct rh_shard *s = rt->shards[i];
+        if (!s) continue;
+        for (uint32_t j = 0; j < n; j++)
+            if (s->out[j]) rh_spsc_free(s->out[j]);
+        if (s->ring_fd != -1) io_uring_queue_exit(&s->ring);
+        if (s->listen_fd != -1) close(s->listen_fd);
+        if (s->event_fd != -1) close(s->event_fd);
+        rh_free(s->in);
+        rh_free(s->out);
+        rh_free(s->overflow);
+        rh_free(s);
+    }
+    rh_free(rt->shards);
+    rt->shards = NULL;
+}
+
+static uint32_t conns_max_for_fd_limit(const struct rh_cfg *cfg)
+{
+    /* Descriptors beyond connections: listeners, eventfds, rings, logs, later Redis and mesh. */
+    const rlim_t reserve = 64 + 4 * RH_SHARDS_MAX;
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == -1) return cfg->max_conns;
+    if (lim.rlim_cur < cfg->max_conns + reserve && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max; /* take what the hard limit allows */
+        if (setrlimit(RLIMIT_NOFILE, &lim) == -1) getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur >= cfg->max_conns + reserve) return cfg->max_conns;
+    uint32_t capped = lim.rlim_cur > reserve + 1 ? (uint32_t)(lim.rlim_cur - reserve) : 1;
+    rh_log_info("runtime", "connections capped at %u by the descriptor limit (%llu; ulimit -n)",
+                capped, (unsigned long long)lim.rlim_cur);
+    return capped;
+}

@@ -1,0 +1,475 @@
+/*
+ * shards/shard.c - one shard's thread: its ring, its loop, and messages between shards.
+ *
+ * Each turn of the loop drains the inbound rings (a bounded budget per ring), flushes blobs
+ * posted this turn and wakes the shards that got them, starts the sends of connections that
+ * queued data, then submits everything and waits for completions in one io_uring_enter.
+ *
+ * Wake-ups (see the io_uring notes, section 3): a shard about to block sets `sleeping`, fences
+ * and looks at its inbound rings once more; a producer pushes, fences and wakes the consumer
+ * only if it saw `sleeping` set and was the one to clear it. Either the consumer sees the
+ * item, or the producer sees the flag: no wake-up is lost, and there is at most one per sleep.
+ * The wake-up is an IORING_OP_MSG_RING from the producer's own ring, or an eventfd write on
+ * the oldest path and when MSG_RING fails.
+ */
+#include "shards/shard_internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/assert.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define INBOUND_BUDGET     256  /* blobs taken from one ring per turn */
+#define WAIT_SAFETY_NET_MS 1000 /* bounded sleep even if a wake-up were lost (liburing #839) */
+#define ACCEPT_PAUSE_MS    100  /* after EMFILE/ENFILE */
+#define TIMER_BUDGET       1024 /* timer callbacks per turn */
+
+static _Thread_local struct rh_shard *current_shard;
+
+static int shard_setup(struct rh_shard *s);
+static void shard_teardown(struct rh_shard *s);
+static void shard_loop(struct rh_shard *s);
+static bool shard_is_done(struct rh_shard *s);
+static void shard_begin_stop(struct rh_shard *s);
+static void arm_accept(struct rh_shard *s);
+static void accept_pause_done(struct rh_timer *t);
+static void stop_grace_done(struct rh_timer *t);
+static void arm_event_read(struct rh_shard *s);
+static void handle_cqe(struct rh_shard *s, const struct io_uring_cqe *cqe);
+static void accept_done(struct rh_shard *s, const struct io_uring_cqe *cqe);
+static void drain_inbound(struct rh_shard *s);
+static void deliver(struct rh_shard *s, struct rh_blob *b);
+static void flush_outbound(struct rh_shard *s);
+static bool inbound_is_empty(struct rh_shard *s);
+static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms);
+static void overflow_push(struct rh_overflow *o, struct rh_blob *b);
+static void overflow_drop_all(struct rh_overflow *o);
+
+void *rh_shard_main(void *arg)
+{
+    struct rh_shard *s = arg;
+    struct rh_runtime *rt = s->rt;
+    current_shard = s;
+    rh_log_set_shard((int)s->idx);
+
+    int err = shard_setup(s);
+    if (err) atomic_store(&rt->start_failed, true);
+    /* Every ring fd is published and every listener exists past this point. */
+    pthread_barrier_wait(&rt->start_barrier);
+    if (err || atomic_load(&rt->start_failed)) {
+        if (!err) shard_teardown(s);
+        return NULL;
+    }
+
+    if (rt->handler->shard_start) rt->handler->shard_start(s);
+    arm_event_read(s);
+    arm_accept(s);
+    shard_loop(s);
+    if (rt->handler->shard_stop) rt->handler->shard_stop(s);
+    shard_teardown(s);
+    return NULL;
+}
+
+void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from)
+{
+    /* Pairs with the fence in shard_loop before it sleeps: either it sees our pushes, or we
+     * see its flag. The exchange makes exactly one producer send the wake-up. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&dst->sleeping, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&dst->sleeping, false, memory_order_relaxed))
+        return;
+
+    if (from && from->caps.msg_ring) {
+        struct io_uring_sqe *sqe = rh_uring_get_sqe(&from->ring);
+        io_uring_prep_msg_ring(sqe, dst->ring_fd, 0, rh_ud_make(RH_OP_WAKE, 0, from->idx), 0);
+        io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_WAKE_SENT, 0, dst->idx));
+        if (from->caps.cqe_skip) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    } else {
+        eventfd_write(dst->event_fd, 1);
+    }
+    if (from) rh_stat_add(&from->stats.wakes_sent, 1);
+}
+
+struct rh_wheel *rh_shard_wheel(struct rh_shard *s)
+{
+    return &s->wheel;
+}
+
+struct rh_runtime *rh_shard_runtime(const struct rh_shard *s)
+{
+    return s->rt;
+}
+
+uint32_t rh_shard_idx(const struct rh_shard *s)
+{
+    return s->idx;
+}
+
+uint32_t rh_shard_count(const struct rh_shard *s)
+{
+    return s->rt->shard_count;
+}
+
+struct rh_shard *rh_shard_self(void)
+{
+    return current_shard;
+}
+
+void *rh_shard_app(const struct rh_shard *s)
+{
+    return s->app;
+}
+
+void rh_shard_set_app(struct rh_shard *s, void *app)
+{
+    s->app = app;
+}
+
+void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b)
+{
+    RH_ASSERT(dst_idx < s->rt->shard_count);
+    b->origin_shard = (uint16_t)s->idx;
+    if (dst_idx == s->idx) {
+        overflow_push(&s->self_queue, b);
+        return;
+    }
+    struct rh_overflow *o = &s->overflow[dst_idx];
+    if (o->count || rh_spsc_push(s->out[dst_idx], b) != 0) {
+        /* Keep order: once something waits, everything after it waits too. */
+        if (!o->count) rh_stat_add(&s->stats.ring_full, 1);
+        overflow_push(o, b);
+    }
+    s->wake_pending |= 1ull << dst_idx;
+}
+
+void rh_shard_post_all(struct rh_shard *s, struct rh_blob *b)
+{
+    RH_ASSERT(atomic_load_explicit(&b->refs, memory_order_relaxed) >= s->rt->shard_count);
+    for (uint32_t i = 0; i < s->rt->shard_count; i++)
+        rh_shard_post(s, i, b);
+}
+
+void rh_shard_foreach_conn(struct rh_shard *s, void (*fn)(struct rh_conn *c, void *ctx), void *ctx)
+{
+    struct rh_list *node;
+    /* Closing never unlinks from s->conns (reaping does, later), so plain iteration is safe. */
+    rh_list_for_each(node, &s->conns) {
+        struct rh_conn *c = rh_list_entry(node, struct rh_conn, link);
+        if (c->state == RH_CONN_OPEN) fn(c, ctx);
+    }
+}
+
+static int shard_setup(struct rh_shard *s)
+{
+    struct rh_runtime *rt = s->rt;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(s->cpu, &set);
+    int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (err) rh_log_warn("shard", "cannot pin to CPU %d: %s", s->cpu, strerror(err));
+
+    s->caps = rt->caps;
+    err = rh_uring_setup(&s->ring, rt->cfg->ring_entries, &s->caps);
+    if (err) {
+        rh_log_error("shard", "io_uring set-up failed: %s (%s)", strerror(-err),
+                     rh_uring_error_hint(err));
+        return err;
+    }
+    s->ring_fd = s->ring.ring_fd;
+    if (s->caps.buf_ring) {
+        err = rh_uring_bufs_init(&s->ring, &s->bufs, 0, rt->cfg->recv_buf_count,
+                                 rt->cfg->recv_buf_size);
+        if (err) {
+            rh_log_error("shard", "cannot register %u receive buffers of %u bytes: %s",
+                         rt->cfg->recv_buf_count, rt->cfg->recv_buf_size, strerror(-err));
+            io_uring_queue_exit(&s->ring);
+            s->ring_fd = -1;
+            return err;
+        }
+    }
+    rh_wheel_init(&s->wheel, rh_clock_now_ms());
+    rh_timer_init(&s->accept_pause, accept_pause_done);
+    rh_timer_init(&s->stop_grace, stop_grace_done);
+    s->accept_multishot = s->caps.multishot_accept;
+    s->recv_multishot = s->caps.multishot_recv;
+    rh_conn_table_init(s);
+    return 0;
+}
+
+static void shard_teardown(struct rh_shard *s)
+{
+    /* Blobs that never reached a ring: their receivers are stopping too. */
+    for (uint32_t j = 0; j < s->rt->shard_count; j++)
+        overflow_drop_all(&s->overflow[j]);
+    overflow_drop_all(&s->self_queue);
+    rh_conn_table_free(s);
+    rh_timer_cancel(&s->accept_pause);
+    rh_timer_cancel(&s->stop_grace);
+    rh_wheel_destroy(&s->wheel);
+    rh_uring_bufs_destroy(&s->ring, &s->bufs);
+    /* The ring itself stays open until every shard has stopped: another shard may still
+     * send it a wake-up, and its fd must not be reused for something else meanwhile.
+     * rh_runtime_join closes it. */
+}
+
+static void shard_loop(struct rh_shard *s)
+{
+    struct rh_runtime *rt = s->rt;
+    for (;;) {
+        if (!s->stopping && atomic_load_explicit(&rt->stop_requested, memory_order_relaxed))
+            shard_begin_stop(s);
+        int64_t now_ms = rh_clock_now_ms();
+        rh_wheel_run(&s->wheel, now_ms, TIMER_BUDGET);
+        drain_inbound(s);
+        flush_outbound(s);
+        rh_conn_flush_dirty(s);
+        rh_conn_reap(s);
+        if (shard_is_done(s)) break;
+
+        int64_t timeout_ms = wait_timeout_ms(s, now_ms);
+        int err;
+        if (timeout_ms > 0) {
+            atomic_store_explicit(&s->sleeping, true, memory_order_relaxed);
+            /* Pairs with the fence in rh_shard_wake. */
+            atomic_thread_fence(memory_order_seq_cst);
+            if (!inbound_is_empty(s)) timeout_ms = 0;
+        }
+        if (timeout_ms > 0) {
+            struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                           .tv_nsec = (timeout_ms % 1000) * 1000000};
+            struct io_uring_cqe *cqe;
+            err = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        } else {
+            err = io_uring_submit_and_get_events(&s->ring);
+        }
+        atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
+        if (err < 0 && err != -ETIME && err != -EINTR && err != -EAGAIN && err != -EBUSY)
+            rh_log_limited(RH_LOG_WARN, "shard", "io_uring_enter: %s", strerror(-err));
+
+        unsigned head, seen = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            handle_cqe(s, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&s->ring, seen);
+        rh_uring_bufs_commit(&s->bufs);
+        rh_conn_rearm_starved(s);
+    }
+    /* Nothing of ours is in flight now but the eventfd read, which ends with the ring. */
+    io_uring_submit(&s->ring);
+}
+
+static bool shard_is_done(struct rh_shard *s)
+{
+    return s->stopping && !s->accept_armed && rh_list_is_empty(&s->conns);
+}
+
+static void shard_begin_stop(struct rh_shard *s)
+{
+    s->stopping = true;
+    rh_timer_schedule(&s->wheel, &s->stop_grace, rh_clock_now_ms() + s->rt->cfg->shutdown_grace_ms);
+    rh_timer_cancel(&s->accept_pause);
+    if (s->accept_armed) {
+        struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+        io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
+    }
+    rh_conn_close_all(s, RH_CLOSE_AFTER_FLUSH);
+}
+
+static void arm_accept(struct rh_shard *s)
+{
+    struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+    if (s->accept_multishot)
+        io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    else
+        io_uring_prep_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, 0));
+    s->accept_armed = true;
+}
+
+static void accept_pause_done(struct rh_timer *t)
+{
+    struct rh_shard *s = (struct rh_shard *)((char *)t - offsetof(struct rh_shard, accept_pause));
+    arm_accept(s);
+}
+
+static void stop_grace_done(struct rh_timer *t)
+{
+    struct rh_shard *s = (struct rh_shard *)((char *)t - offsetof(struct rh_shard, stop_grace));
+    rh_log_warn("shard", "shutdown grace over: closing the connections still flushing");
+    rh_conn_close_all(s, RH_CLOSE_NOW);
+}
+
+static void arm_event_read(struct rh_shard *s)
+{
+    struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+    io_uring_prep_read(sqe, s->event_fd, &s->event_value, sizeof(s->event_value), 0);
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_EVENTFD, 0, 0));
+}
+
+static void handle_cqe(struct rh_shard *s, const struct io_uring_cqe *cqe)
+{
+    if (cqe->user_data == LIBURING_UDATA_TIMEOUT) return; /* liburing's own wait timeout */
+    switch (rh_ud_op(cqe->user_data)) {
+    case RH_OP_ACCEPT:
+        accept_done(s, cqe);
+        break;
+    case RH_OP_RECV:
+    case RH_OP_SEND:
+        rh_conn_complete(s, cqe);
+        break;
+    case RH_OP_EVENTFD:
+        rh_stat_add(&s->stats.wakes_received, 1);
+        if (cqe->res < 0 && cqe->res != -EINTR)
+            rh_log_warn("shard", "eventfd read: %s", strerror(-cqe->res));
+        arm_event_read(s);
+        break;
+    case RH_OP_WAKE:
+        rh_stat_add(&s->stats.wakes_received, 1);
+        break;
+    case RH_OP_WAKE_SENT:
+        if (cqe->res < 0) {
+            /* The target's CQ was full or the kernel refused: fall back to its eventfd. */
+            rh_log_limited(RH_LOG_WARN, "shard", "MSG_RING wake-up failed: %s; using eventfd",
+                           strerror(-cqe->res));
+            eventfd_write(s->rt->shards[rh_ud_slot(cqe->user_data)]->event_fd, 1);
+        }
+        break;
+    case RH_OP_CANCEL:
+        break;
+    default:
+        rh_log_error("shard", "completion with unknown user_data %llx",
+                     (unsigned long long)cqe->user_data);
+        RH_DEBUG_ASSERT(!"unknown completion");
+    }
+}
+
+static void accept_done(struct rh_shard *s, const struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (cqe->res >= 0) rh_conn_accepted(s, cqe->res);
+    if (more) return;
+
+    s->accept_armed = false;
+    if (s->stopping) {
+        /* New connections now fail at once instead of waiting in the backlog. */
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        return;
+    }
+    int res = cqe->res;
+    if (res == -EINVAL && s->accept_multishot) {
+        rh_log_warn("shard", "multishot accept refused by the kernel; using single-shot accept");
+        s->accept_multishot = false;
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        rh_log_limited(RH_LOG_WARN, "shard", "accept: %s; pausing accepts for %d ms",
+                       strerror(-res), ACCEPT_PAUSE_MS);
+        rh_timer_schedule(&s->wheel, &s->accept_pause, rh_clock_now_ms() + ACCEPT_PAUSE_MS);
+        return;
+    } else if (res < 0 && res != -EINTR && res != -ECONNABORTED && res != -EAGAIN) {
+        rh_log_limited(RH_LOG_WARN, "shard", "accept: %s", strerror(-res));
+    }
+    arm_accept(s);
+}
+
+static void drain_inbound(struct rh_shard *s)
+{
+    struct rh_blob *batch[INBOUND_BUDGET];
+    for (uint32_t j = 0; j < s->rt->shard_count; j++) {
+        if (j == s->idx) continue;
+        uint32_t n = rh_spsc_pop_n(s->in[j], (void **)batch, INBOUND_BUDGET);
+        for (uint32_t i = 0; i < n; i++)
+            deliver(s, batch[i]);
+    }
+    /* Blobs posted to ourselves, including those posted while delivering the ones above. */
+    uint32_t budget = INBOUND_BUDGET;
+    while (s->self_queue.count && budget--) {
+        struct rh_blob *b = s->self_queue.items[s->self_queue.head];
+        s->self_queue.head = (s->self_queue.head + 1) & (s->self_queue.cap - 1);
+        s->self_queue.count--;
+        deliver(s, b);
+    }
+}
+
+static void deliver(struct rh_shard *s, struct rh_blob *b)
+{
+    rh_stat_add(&s->stats.blobs_in, 1);
+    if (s->rt->handler->blob) s->rt->handler->blob(s, b);
+    rh_blob_unref(b);
+}
+
+static void flush_outbound(struct rh_shard *s)
+{
+    for (uint32_t j = 0; j < s->rt->shard_count; j++) {
+        struct rh_overflow *o = &s->overflow[j];
+        while (o->count) {
+            if (rh_spsc_push(s->out[j], o->items[o->head]) != 0) break;
+            o->head = (o->head + 1) & (o->cap - 1);
+            o->count--;
+        }
+    }
+    uint64_t pending = s->wake_pending;
+    s->wake_pending = 0;
+    while (pending) {
+        uint32_t j = (uint32_t)__builtin_ctzll(pending);
+        pending &= pending - 1;
+        rh_shard_wake(s->rt->shards[j], s);
+        if (s->overflow[j].count) s->wake_pending |= 1ull << j; /* retry next turn */
+    }
+}
+
+static bool inbound_is_empty(struct rh_shard *s)
+{
+    for (uint32_t j = 0; j < s->rt->shard_count; j++)
+        if (j != s->idx && !rh_spsc_is_empty(s->in[j])) return false;
+    return true;
+}
+
+static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms)
+{
+    if (s->self_queue.count || s->wake_pending || !rh_list_is_empty(&s->dirty) ||
+        !rh_list_is_empty(&s->reap))
+        return 0;
+    int64_t timeout = WAIT_SAFETY_NET_MS;
+    int64_t next_timer_ms = rh_wheel_next_expiry_ms(&s->wheel);
+    if (next_timer_ms - now_ms < timeout) timeout = next_timer_ms - now_ms;
+    return timeout > 0 ? timeout : 0;
+}
+
+static void overflow_push(struct rh_overflow *o, struct rh_blob *b)
+{
+    if (o->count == o->cap) {
+        uint32_t cap = o->cap ? o->cap * 2 : 16;
+        struct rh_blob **items = rh_alloc(cap * sizeof(*items));
+        for (uint32_t i = 0; i < o->count; i++)
+            items[i] = o->items[(o->head + i) & (o->cap - 1)];
+        rh_free(o->items);
+        o->items = items;
+        o->cap = cap;
+        o->head = 0;
+    }
+    o->items[(o->head + o->count++) & (o->cap - 1)] = b;
+}
+
+static void overflow_drop_all(struct rh_overflow *o)
+{
+    while (o->count) {
+        rh_blob_unref(o->items[o->head]);
+        o->head = (o->head + 1) & (o->cap - 1);
+        o->count--;
+    }
+    rh_free(o->items);
+    o->items = NULL;
+    o->cap = 0;
+}

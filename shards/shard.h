@@ -1,0 +1,161 @@
+#pragma once
+/*
+ * shards/shard.h - the shard runtime as seen by the code that serves connections.
+ *
+ * A runtime is N shard threads, each pinned to one CPU, each owning an io_uring ring, a
+ * listening socket on the shared port (SO_REUSEPORT), its connections, and the consumer ends
+ * of N-1 SPSC rings on which the other shards send it blobs. Nothing a shard owns is touched
+ * by another thread.
+ *
+ * What to do with a connection's bytes is the business of a handler (struct rh_conn_handler),
+ * which the runtime calls on the connection's shard thread. Handlers send with rh_conn_send,
+ * close with rh_conn_close and talk to other shards with rh_shard_post / rh_shard_post_all.
+ * Every function here is called only on the thread of the shard that owns its argument,
+ * except where it says otherwise.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/blob.h"
+#include "core/buf.h"
+#include "core/cfg.h"
+
+struct rh_runtime;
+struct rh_shard;
+struct rh_conn;
+
+/* Connection ids name node, shard, slot and generation, so any shard can route to a
+ * connection without a lookup, and an id outlives nothing: a reused slot has a new generation.
+ * Layout (high to low): node:12 | shard:8 | slot:20 | gen:24. */
+#define RH_CONN_ID_GEN_BITS   24
+#define RH_CONN_ID_SLOT_BITS  20
+#define RH_CONN_ID_SHARD_BITS 8
+#define RH_CONN_ID_NODE_BITS  12
+#define RH_SHARDS_MAX         64 /* one bit per shard in wake-up masks */
+
+static inline uint32_t rh_conn_id_shard(uint64_t id);
+static inline uint32_t rh_conn_id_slot(uint64_t id);
+static inline uint32_t rh_conn_id_gen(uint64_t id);
+static inline uint32_t rh_conn_id_node(uint64_t id);
+
+enum rh_close_how {
+    RH_CLOSE_NOW,         /* drop what is queued and close */
+    RH_CLOSE_AFTER_FLUSH, /* stop reading, send what is queued, then close */
+};
+
+/* What a server does with connections. Called on the owning shard's thread. */
+struct rh_conn_handler {
+    /* The shard is starting (before its first accept) or has stopped (after its last
+     * connection is gone). Either may be NULL. */
+    void (*shard_start)(struct rh_shard *s);
+    void (*shard_stop)(struct rh_shard *s);
+    /* A connection was accepted. It may send and close already. */
+    void (*conn_open)(struct rh_conn *c);
+    /* Bytes arrived. Returns how many it consumed; the rest is kept and offered again, in
+     * front of what arrives next (at most RH_CONN_PARTIAL_MAX bytes are kept). A negative
+     * errno closes the connection at once. */
+    ssize_t (*conn_recv)(struct rh_conn *c, const uint8_t *data, size_t len);
+    /* The connection is closing (either side). Called once; nothing more is sent. */
+    void (*conn_close)(struct rh_conn *c);
+    /* A blob posted by a shard (this one or another). The runtime drops the reference the
+     * post took after this returns. */
+    void (*blob)(struct rh_shard *s, struct rh_blob *b);
+};
+
+/* Bytes of unconsumed input a connection keeps before it is closed as abusive. */
+#define RH_CONN_PARTIAL_MAX (1u << 20)
+
+/* Starts the shards of @cfg. @handler and @cfg must outlive the runtime. Returns 0, or a
+ * negative errno with the reason logged (listen failed, io_uring unusable, ...). Main thread;
+ * block the signals the shards must not take before calling it. */
+int rh_runtime_start(struct rh_runtime **rt, const struct rh_cfg *cfg,
+                     const struct rh_conn_handler *handler);
+/* Starts the runtime, serves until SIGINT or SIGTERM, stops it and frees it. Returns 0, or
+ * the error of rh_runtime_start. Main thread, before any other thread exists. */
+int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *handler);
+/* The TCP port the shards listen on (useful with --port 0). Any thread. */
+uint16_t rh_runtime_port(const struct rh_runtime *rt);
+/* Asks every shard to stop: stop accepting, close connections (flushing what they queued,
+ * for up to cfg->shutdown_grace_ms), and leave their loops. Any thread, async-signal-safe
+ * apart from the first call's logging. */
+void rh_runtime_stop(struct rh_runtime *rt);
+/* Waits for every shard to leave its loop, then frees everything. Main thread. */
+void rh_runtime_join(struct rh_runtime *rt);
+
+/* Counters summed over all shards with relaxed loads: approximate while shards run. */
+struct rh_runtime_stats {
+    uint64_t conns_live;
+    uint64_t conns_accepted;
+    uint64_t conns_closed;
+    uint64_t conns_rejected;
+    uint64_t conn_ops_inflight; /* submitted per-connection operations not yet completed */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t blobs_in;
+    uint64_t wakes_sent;
+    uint64_t wakes_received;
+    uint64_t recv_enobufs;
+    uint64_t ring_full;
+};
+/* Any thread. */
+void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
+/* Number of shards. Any thread. */
+uint32_t rh_runtime_shard_count(const struct rh_runtime *rt);
+
+/* The runtime @s belongs to (for rh_runtime_stats and the like). */
+struct rh_runtime *rh_shard_runtime(const struct rh_shard *s);
+uint32_t rh_shard_idx(const struct rh_shard *s);
+uint32_t rh_shard_count(const struct rh_shard *s);
+/* The shard whose thread calls this, or NULL on other threads. */
+struct rh_shard *rh_shard_self(void);
+/* The shard's timer wheel (core/timer.h); it runs every loop turn. */
+struct rh_wheel *rh_shard_wheel(struct rh_shard *s);
+/* Per-shard slot for the handler's own state. */
+void *rh_shard_app(const struct rh_shard *s);
+void rh_shard_set_app(struct rh_shard *s, void *app);
+
+/* Sends @b to shard @dst_idx (which may be this shard) and takes over one of the caller's
+ * references. Never blocks and never fails: a full ring keeps the blob on a local overflow
+ * list until there is room. The receiving shard's handler->blob runs on its thread. */
+void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b);
+/* Sends @b to every shard, this one included; @b must hold one reference per shard. */
+void rh_shard_post_all(struct rh_shard *s, struct rh_blob *b);
+/* Calls @fn for each open connection of @s. @fn may send to and close connections. */
+void rh_shard_foreach_conn(struct rh_shard *s, void (*fn)(struct rh_conn *c, void *ctx), void *ctx);
+
+uint64_t rh_conn_id(const struct rh_conn *c);
+struct rh_shard *rh_conn_shard(const struct rh_conn *c);
+void *rh_conn_app(const struct rh_conn *c);
+void rh_conn_set_app(struct rh_conn *c, void *app);
+bool rh_conn_is_open(const struct rh_conn *c);
+/* Queues @buf after what the connection already queued and takes a new reference to it;
+ * nothing is copied. Returns 0, or -EPIPE when the connection is closing (nothing queued). */
+int rh_conn_send(struct rh_conn *c, struct rh_buf *buf);
+/* Copies @len bytes into a new buffer and queues it. Same returns as rh_conn_send. */
+int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len);
+/* Closes @c as @how says. Safe to call more than once and from inside any handler callback;
+ * the connection's memory lives on until the end of the current loop turn. */
+void rh_conn_close(struct rh_conn *c, enum rh_close_how how);
+
+static inline uint32_t rh_conn_id_gen(uint64_t id)
+{
+    return (uint32_t)(id & ((1u << RH_CONN_ID_GEN_BITS) - 1));
+}
+
+static inline uint32_t rh_conn_id_slot(uint64_t id)
+{
+    return (uint32_t)((id >> RH_CONN_ID_GEN_BITS) & ((1u << RH_CONN_ID_SLOT_BITS) - 1));
+}
+
+static inline uint32_t rh_conn_id_shard(uint64_t id)
+{
+    return (uint32_t)((id >> (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) &
+                      ((1u << RH_CONN_ID_SHARD_BITS) - 1));
+}
+
+static inline uint32_t rh_conn_id_node(uint64_t id)
+{
+    return (uint32_t)(id >> (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS));
+}

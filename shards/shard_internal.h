@@ -1,0 +1,183 @@
+#pragma once
+/*
+ * shards/shard_internal.h - the structures shared by the runtime's own files (runtime.c,
+ * shard.c, conn.c) and their unit tests. Handlers use shards/shard.h only.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/uio.h>
+
+#include <liburing.h>
+
+#include "core/list.h"
+#include "core/spsc.h"
+#include "core/timer.h"
+#include "core/uring.h"
+#include "shards/shard.h"
+
+/* user_data of every SQE: op:8 | gen:24 | slot:32, so a completion for a reused slot (stale
+ * generation) is recognised and dropped instead of touching the new connection. */
+enum rh_op {
+    RH_OP_ACCEPT = 1,
+    RH_OP_RECV,
+    RH_OP_SEND,
+    RH_OP_EVENTFD,   /* read of the shard's eventfd completed: a wake-up */
+    RH_OP_WAKE,      /* MSG_RING from another shard arrived: a wake-up */
+    RH_OP_WAKE_SENT, /* our MSG_RING to another shard failed (successes are skipped) */
+    RH_OP_CANCEL,    /* result of a cancel request; nothing to do */
+};
+
+static inline uint64_t rh_ud_make(enum rh_op op, uint32_t gen, uint32_t slot)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)(gen & 0xffffff) << 32) | slot;
+}
+
+static inline enum rh_op rh_ud_op(uint64_t ud)
+{
+    return (enum rh_op)(ud >> 56);
+}
+
+static inline uint32_t rh_ud_gen(uint64_t ud)
+{
+    return (uint32_t)(ud >> 32) & 0xffffff;
+}
+
+static inline uint32_t rh_ud_slot(uint64_t ud)
+{
+    return (uint32_t)ud;
+}
+
+enum rh_conn_state {
+    RH_CONN_FREE,     /* slot unused */
+    RH_CONN_OPEN,     /* reading and writing */
+    RH_CONN_DRAINING, /* closing after its queue is flushed; input is ignored */
+    RH_CONN_CLOSING,  /* shut down; waiting for its operations' last completions */
+    RH_CONN_REAPING,  /* nothing in flight; freed at the end of the loop turn */
+};
+
+#define RH_SEND_IOV_MAX 64
+
+/* A send in flight: the kernel reads msg and iov until the completion arrives. */
+struct rh_send_op {
+    struct msghdr msg;
+    struct iovec iov[RH_SEND_IOV_MAX];
+    struct rh_send_op *next_free;
+};
+
+struct rh_conn {
+    struct rh_shard *shard;
+    uint64_t id;
+    int fd;
+    uint32_t slot;
+    uint32_t gen;
+    uint8_t state;             /* enum rh_conn_state */
+    bool recv_armed;           /* a receive is submitted and not finished */
+    bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */
+    bool dirty;                /* has queued data and no send in flight; on shard->dirty */
+    uint16_t inflight;         /* submitted operations whose last completion is pending */
+    struct rh_list link;       /* shard->conns while not FREE */
+    struct rh_list dirty_link; /* shard->dirty while dirty */
+    struct rh_list aux_link;   /* shard->starved while starved, shard->reap while REAPING */
+    struct rh_send_op *send;   /* the send in flight, or NULL */
+    /* Send queue: ring of buffer references, oldest at head; the first may be partly sent. */
+    struct rh_buf **q;
+    uint32_t q_head, q_count, q_cap, q_head_sent;
+    uint64_t q_bytes;
+    uint8_t *partial; /* input the handler has not consumed yet */
+    uint32_t partial_len, partial_cap;
+    uint8_t *recv_buf; /* oldest path only: this connection's own receive buffer */
+    void *app;
+};
+
+/* Counters written only by their shard, read by any thread with relaxed loads. */
+struct rh_shard_stats {
+    _Atomic uint64_t conns_live, conns_accepted, conns_closed, conns_rejected;
+    _Atomic uint64_t conn_ops_inflight, bytes_in, bytes_out, blobs_in;
+    _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full;
+};
+
+/* Blobs waiting for room in one outgoing ring, oldest first. */
+struct rh_overflow {
+    struct rh_blob **items;
+    uint32_t head, count, cap;
+};
+
+struct rh_shard {
+    /* The wake-up flag is written by other shards: keep it off the lines the owner writes. */
+    _Alignas(64) _Atomic bool sleeping;
+    _Alignas(64) struct rh_runtime *rt;
+    uint32_t idx;
+    int cpu;
+    pthread_t thread;
+    struct io_uring ring;
+    int ring_fd;  /* published before the start barrier, read by other shards */
+    int event_fd; /* wakes this shard: stop requests, and wake-ups without MSG_RING */
+    uint64_t event_value;
+    int listen_fd;
+    bool accept_armed;
+    bool accept_multishot;
+    bool recv_multishot;
+    bool stopping;
+    struct rh_wheel wheel;
+    struct rh_timer accept_pause; /* armed while accepting pauses after EMFILE/ENFILE */
+    struct rh_timer stop_grace;   /* armed while stopping: when it fires, close what is left */
+    struct rh_uring_caps caps;
+    struct rh_uring_bufs bufs;
+    uint32_t conns_max;
+
+    struct rh_spsc **in;           /* in[j]: ring from shard j to this one (NULL for j == idx) */
+    struct rh_spsc **out;          /* out[j]: ring from this shard to shard j */
+    struct rh_overflow *overflow;  /* overflow[j]: blobs for shard j that did not fit */
+    uint64_t wake_pending;         /* bit j: pushed to shard j this turn, wake it if asleep */
+    struct rh_overflow self_queue; /* blobs this shard posted to itself */
+
+    /* Connection table: slots in chunks so connections never move. */
+    struct rh_conn **chunks;
+    uint32_t chunk_count;
+    uint32_t *free_slots;
+    uint32_t free_count, slot_count;
+    struct rh_list conns, dirty, starved, reap;
+    struct rh_send_op *free_send_ops;
+
+    void *app;
+    struct rh_shard_stats stats;
+};
+
+struct rh_runtime {
+    const struct rh_cfg *cfg;
+    const struct rh_conn_handler *handler;
+    struct rh_uring_caps caps;
+    uint32_t shard_count;
+    uint16_t port;
+    struct rh_shard **shards;
+    pthread_barrier_t start_barrier;
+    _Atomic bool start_failed;
+    _Atomic bool stop_requested;
+};
+
+/* shard.c */
+void *rh_shard_main(void *arg);
+void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from);
+
+/* conn.c: the connection side of the loop */
+void rh_conn_table_init(struct rh_shard *s);
+void rh_conn_table_free(struct rh_shard *s);
+void rh_conn_accepted(struct rh_shard *s, int fd);
+void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe);
+void rh_conn_flush_dirty(struct rh_shard *s);
+void rh_conn_rearm_starved(struct rh_shard *s);
+void rh_conn_reap(struct rh_shard *s);
+void rh_conn_close_all(struct rh_shard *s, enum rh_close_how how);
+
+static inline void rh_stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    /* Single writer: a relaxed load and store avoid the locked add of fetch_add. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void rh_stat_sub(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) - n,
+                          memory_order_relaxed);
+}

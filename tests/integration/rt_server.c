@@ -1,0 +1,152 @@
+/*
+ * tests/integration/rt_server.c - a test-only server on the shard runtime, driven by a line
+ * protocol, so the runtime can be tested before the HTTP layer exists. It never ships: only
+ * tests and the runtime benchmarks build it.
+ *
+ *   on connect      server sends  "HELLO <shard> <connection id in hex>\n"
+ *   BCAST <text>    every connection on every shard gets "MSG <text>\n", once
+ *   ECHO <text>     the sender gets "<text>\n"
+ *   STATS           the sender gets "STATS live=N ops=N accepted=N closed=N\n" (all shards)
+ *   QUIT            the sender gets "BYE\n", then the server closes the connection
+ *   anything else   the connection is closed at once
+ *
+ * At exit it checks that everything allocated through core/alloc was freed (exit 3 if not).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/cfg.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "shards/shard.h"
+
+#define LINE_MAX_BYTES 4096
+#define BLOB_BROADCAST 1
+
+struct sender_ctx {
+    struct rh_buf *frame;
+};
+
+static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len);
+static int handle_line(struct rh_conn *c, const char *line, size_t len);
+static void send_text(struct rh_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void conn_open(struct rh_conn *c)
+{
+    send_text(c, "HELLO %u %llx\n", rh_shard_idx(rh_conn_shard(c)),
+              (unsigned long long)rh_conn_id(c));
+}
+
+static void conn_close(struct rh_conn *c)
+{
+    (void)c;
+}
+
+static void send_frame(struct rh_conn *c, void *ctx)
+{
+    rh_conn_send(c, ((struct sender_ctx *)ctx)->frame);
+}
+
+static void blob(struct rh_shard *s, struct rh_blob *b)
+{
+    if (b->kind != BLOB_BROADCAST) return;
+    /* Framed once per shard; every local connection's queue references the same bytes. */
+    struct sender_ctx ctx = {.frame = rh_buf_new(b->len + 5)};
+    memcpy(ctx.frame->data, "MSG ", 4);
+    memcpy(ctx.frame->data + 4, b->data, b->len);
+    ctx.frame->data[4 + b->len] = '\n';
+    ctx.frame->len = b->len + 5;
+    rh_shard_foreach_conn(s, send_frame, &ctx);
+    rh_buf_unref(ctx.frame);
+}
+
+static const struct rh_conn_handler line_handler = {
+    .conn_open = conn_open,
+    .conn_recv = conn_recv,
+    .conn_close = conn_close,
+    .blob = blob,
+};
+
+int main(int argc, char **argv)
+{
+    struct rh_cfg cfg;
+    char err_text[256];
+    rh_cfg_defaults(&cfg);
+    int rc = rh_cfg_parse_args(&cfg, argc, argv, err_text, sizeof(err_text));
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "rt_server: %s\n", err_text);
+        rh_cfg_free(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    rh_log_set_level(cfg.log_level);
+    rh_hash_seed_random();
+    int err = rh_runtime_serve(&cfg, &line_handler);
+    rh_cfg_free(&cfg);
+    if (err) return 1;
+    int64_t leaked = rh_alloc_live_bytes();
+    if (leaked) {
+        fprintf(stderr, "rt_server: %lld bytes still allocated at exit\n", (long long)leaked);
+        return 3;
+    }
+    return 0;
+}
+
+static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        const uint8_t *nl = memchr(data + used, '\n', len - used);
+        if (!nl) break;
+        size_t line_len = (size_t)(nl - (data + used));
+        int err = handle_line(c, (const char *)data + used, line_len);
+        if (err) return err;
+        used += line_len + 1;
+        if (!rh_conn_is_open(c)) return (ssize_t)len;
+    }
+    if (len - used > LINE_MAX_BYTES) return -EMSGSIZE;
+    return (ssize_t)used;
+}
+
+static int handle_line(struct rh_conn *c, const char *line, size_t len)
+{
+    struct rh_shard *s = rh_conn_shard(c);
+    if (len > 6 && memcmp(line, "BCAST ", 6) == 0) {
+        struct rh_blob *b =
+            rh_blob_new(BLOB_BROADCAST, rh_shard_count(s), line + 6, (uint32_t)len - 6);
+        rh_shard_post_all(s, b);
+    } else if (len >= 5 && memcmp(line, "ECHO ", 5) == 0) {
+        struct rh_buf *buf = rh_buf_new((uint32_t)len - 4);
+        memcpy(buf->data, line + 5, len - 5);
+        buf->data[len - 5] = '\n';
+        buf->len = (uint32_t)len - 4;
+        rh_conn_send(c, buf);
+        rh_buf_unref(buf);
+    } else if (len == 5 && memcmp(line, "STATS", 5) == 0) {
+        struct rh_runtime_stats st;
+        rh_runtime_stats(rh_shard_runtime(s), &st);
+        send_text(c, "STATS live=%llu ops=%llu accepted=%llu closed=%llu\n",
+                  (unsigned long long)st.conns_live, (unsigned long long)st.conn_ops_inflight,
+                  (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_closed);
+    } else if (len == 4 && memcmp(line, "QUIT", 4) == 0) {
+        send_text(c, "BYE\n");
+        rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
+    } else {
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static void send_text(struct rh_conn *c, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        rh_conn_send_copy(c, text, (uint32_t)n < sizeof(text) ? (uint32_t)n : sizeof(text) - 1);
+}
