@@ -113,7 +113,6 @@ int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *han
                     cfg->shutdown_grace_ms);
         rh_runtime_stop(rt);
         rh_runtime_join(rt);
-        rh_log_info("runtime", "stopped");
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return err;
@@ -140,6 +139,15 @@ void rh_runtime_join(struct rh_runtime *rt)
 {
     for (uint32_t i = 0; i < rt->shard_count; i++)
         pthread_join(rt->shards[i]->thread, NULL);
+    struct rh_runtime_stats st;
+    rh_runtime_stats(rt, &st);
+    rh_log_info("runtime",
+                "stopped: %llu connections served (%llu refused), %llu bytes in, %llu out, %llu "
+                "blobs, %llu wake-ups, %llu full-ring turns, %llu receive-buffer shortages",
+                (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_rejected,
+                (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+                (unsigned long long)st.blobs_in, (unsigned long long)st.wakes_sent,
+                (unsigned long long)st.ring_full, (unsigned long long)st.recv_enobufs);
     pthread_barrier_destroy(&rt->start_barrier);
     free_shards(rt);
     rh_free(rt);
@@ -224,7 +232,7 @@ static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_coun
         s->conns_max = conns_max / n ? conns_max / n : 1;
         s->in = rh_calloc(n, sizeof(*s->in));
         s->out = rh_calloc(n, sizeof(*s->out));
-        s->overflow = rh_calloc(n, sizeof(*s->overflow));
+        s->outbox = rh_calloc(n, sizeof(*s->outbox));
         s->event_fd = eventfd(0, EFD_CLOEXEC);
         rt->shards[i] = s;
         if (s->event_fd == -1) return -errno;
@@ -279,7 +287,7 @@ static void free_shards(struct rh_runtime *rt)
         if (s->event_fd != -1) close(s->event_fd);
         rh_free(s->in);
         rh_free(s->out);
-        rh_free(s->overflow);
+        rh_free(s->outbox);
         rh_free(s);
     }
     rh_free(rt->shards);

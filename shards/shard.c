@@ -30,6 +30,7 @@
 #define INBOUND_BUDGET     256  /* blobs taken from one ring per turn */
 #define WAIT_SAFETY_NET_MS 1000 /* bounded sleep even if a wake-up were lost (liburing #839) */
 #define ACCEPT_PAUSE_MS    100  /* after EMFILE/ENFILE */
+#define RING_FULL_RETRY_MS 1
 #define TIMER_BUDGET       1024 /* timer callbacks per turn */
 
 static _Thread_local struct rh_shard *current_shard;
@@ -50,8 +51,9 @@ static void deliver(struct rh_shard *s, struct rh_blob *b);
 static void flush_outbound(struct rh_shard *s);
 static bool inbound_is_empty(struct rh_shard *s);
 static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms);
-static void overflow_push(struct rh_overflow *o, struct rh_blob *b);
-static void overflow_drop_all(struct rh_overflow *o);
+static void outbox_push(struct rh_outbox *o, struct rh_blob *b);
+static void outbox_flush(struct rh_outbox *o, struct rh_spsc *ring);
+static void outbox_drop_all(struct rh_outbox *o);
 
 void *rh_shard_main(void *arg)
 {
@@ -138,16 +140,11 @@ void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b)
     RH_ASSERT(dst_idx < s->rt->shard_count);
     b->origin_shard = (uint16_t)s->idx;
     if (dst_idx == s->idx) {
-        overflow_push(&s->self_queue, b);
+        outbox_push(&s->self_queue, b);
         return;
     }
-    struct rh_overflow *o = &s->overflow[dst_idx];
-    if (o->count || rh_spsc_push(s->out[dst_idx], b) != 0) {
-        /* Keep order: once something waits, everything after it waits too. */
-        if (!o->count) rh_stat_add(&s->stats.ring_full, 1);
-        overflow_push(o, b);
-    }
-    s->wake_pending |= 1ull << dst_idx;
+    outbox_push(&s->outbox[dst_idx], b);
+    s->outbox_pending |= 1ull << dst_idx;
 }
 
 void rh_shard_post_all(struct rh_shard *s, struct rh_blob *b)
@@ -208,8 +205,8 @@ static void shard_teardown(struct rh_shard *s)
 {
     /* Blobs that never reached a ring: their receivers are stopping too. */
     for (uint32_t j = 0; j < s->rt->shard_count; j++)
-        overflow_drop_all(&s->overflow[j]);
-    overflow_drop_all(&s->self_queue);
+        outbox_drop_all(&s->outbox[j]);
+    outbox_drop_all(&s->self_queue);
     rh_conn_table_free(s);
     rh_timer_cancel(&s->accept_pause);
     rh_timer_cancel(&s->stop_grace);
@@ -411,21 +408,20 @@ static void deliver(struct rh_shard *s, struct rh_blob *b)
 
 static void flush_outbound(struct rh_shard *s)
 {
-    for (uint32_t j = 0; j < s->rt->shard_count; j++) {
-        struct rh_overflow *o = &s->overflow[j];
-        while (o->count) {
-            if (rh_spsc_push(s->out[j], o->items[o->head]) != 0) break;
-            o->head = (o->head + 1) & (o->cap - 1);
-            o->count--;
-        }
-    }
-    uint64_t pending = s->wake_pending;
-    s->wake_pending = 0;
+    uint64_t pending = s->outbox_pending;
     while (pending) {
         uint32_t j = (uint32_t)__builtin_ctzll(pending);
         pending &= pending - 1;
-        rh_shard_wake(s->rt->shards[j], s);
-        if (s->overflow[j].count) s->wake_pending |= 1ull << j; /* retry next turn */
+        struct rh_outbox *o = &s->outbox[j];
+        uint32_t before = o->count;
+        outbox_flush(o, s->out[j]);
+        if (o->count) {
+            /* The ring is full: the rest waits, in order, for a later turn. */
+            rh_stat_add(&s->stats.ring_full, 1);
+        } else {
+            s->outbox_pending &= ~(1ull << j);
+        }
+        if (o->count < before) rh_shard_wake(s->rt->shards[j], s);
     }
 }
 
@@ -438,16 +434,17 @@ static bool inbound_is_empty(struct rh_shard *s)
 
 static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms)
 {
-    if (s->self_queue.count || s->wake_pending || !rh_list_is_empty(&s->dirty) ||
-        !rh_list_is_empty(&s->reap))
+    if (s->self_queue.count || !rh_list_is_empty(&s->dirty) || !rh_list_is_empty(&s->reap))
         return 0;
-    int64_t timeout = WAIT_SAFETY_NET_MS;
+    /* Outboxes still pending after the flush mean full rings: give their consumers a moment
+     * instead of spinning on them (nothing wakes a producer when a ring drains). */
+    int64_t timeout = s->outbox_pending ? RING_FULL_RETRY_MS : WAIT_SAFETY_NET_MS;
     int64_t next_timer_ms = rh_wheel_next_expiry_ms(&s->wheel);
     if (next_timer_ms - now_ms < timeout) timeout = next_timer_ms - now_ms;
     return timeout > 0 ? timeout : 0;
 }
 
-static void overflow_push(struct rh_overflow *o, struct rh_blob *b)
+static void outbox_push(struct rh_outbox *o, struct rh_blob *b)
 {
     if (o->count == o->cap) {
         uint32_t cap = o->cap ? o->cap * 2 : 16;
@@ -462,7 +459,19 @@ static void overflow_push(struct rh_overflow *o, struct rh_blob *b)
     o->items[(o->head + o->count++) & (o->cap - 1)] = b;
 }
 
-static void overflow_drop_all(struct rh_overflow *o)
+/* Pushes what fits, in order, in at most two batches (the outbox may wrap). */
+static void outbox_flush(struct rh_outbox *o, struct rh_spsc *ring)
+{
+    while (o->count) {
+        uint32_t run = o->cap - o->head < o->count ? o->cap - o->head : o->count;
+        uint32_t pushed = rh_spsc_push_n(ring, (void *const *)&o->items[o->head], run);
+        o->head = (o->head + pushed) & (o->cap - 1);
+        o->count -= pushed;
+        if (pushed < run) return;
+    }
+}
+
+static void outbox_drop_all(struct rh_outbox *o)
 {
     while (o->count) {
         rh_blob_unref(o->items[o->head]);

@@ -117,8 +117,9 @@ void *rh_shard_app(const struct rh_shard *s);
 void rh_shard_set_app(struct rh_shard *s, void *app);
 
 /* Sends @b to shard @dst_idx (which may be this shard) and takes over one of the caller's
- * references. Never blocks and never fails: a full ring keeps the blob on a local overflow
- * list until there is room. The receiving shard's handler->blob runs on its thread. */
+ * references. Never blocks and never fails: blobs wait in a local outbox and are pushed
+ * (one ring publish per destination) at the end of the loop turn, or later if the ring is full. The
+ * receiving shard's handler->blob runs on its thread. */
 void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b);
 /* Sends @b to every shard, this one included; @b must hold one reference per shard. */
 void rh_shard_post_all(struct rh_shard *s, struct rh_blob *b);

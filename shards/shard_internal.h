@@ -96,8 +96,9 @@ struct rh_shard_stats {
     _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full;
 };
 
-/* Blobs waiting for room in one outgoing ring, oldest first. */
-struct rh_overflow {
+/* Blobs posted to one shard and not yet in its ring, oldest first: everything posted in a
+ * loop turn, plus what did not fit while the ring was full. */
+struct rh_outbox {
     struct rh_blob **items;
     uint32_t head, count, cap;
 };
@@ -125,11 +126,11 @@ struct rh_shard {
     struct rh_uring_bufs bufs;
     uint32_t conns_max;
 
-    struct rh_spsc **in;           /* in[j]: ring from shard j to this one (NULL for j == idx) */
-    struct rh_spsc **out;          /* out[j]: ring from this shard to shard j */
-    struct rh_overflow *overflow;  /* overflow[j]: blobs for shard j that did not fit */
-    uint64_t wake_pending;         /* bit j: pushed to shard j this turn, wake it if asleep */
-    struct rh_overflow self_queue; /* blobs this shard posted to itself */
+    struct rh_spsc **in;         /* in[j]: ring from shard j to this one (NULL for j == idx) */
+    struct rh_spsc **out;        /* out[j]: ring from this shard to shard j */
+    struct rh_outbox *outbox;    /* outbox[j]: blobs for shard j, pushed at the end of the turn */
+    uint64_t outbox_pending;     /* bit j: outbox[j] is not empty */
+    struct rh_outbox self_queue; /* blobs this shard posted to itself */
 
     /* Connection table: slots in chunks so connections never move. */
     struct rh_conn **chunks;

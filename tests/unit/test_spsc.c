@@ -73,13 +73,11 @@ static void test_bad_caps(void)
 
 static void test_fill_and_drain(uint32_t cap)
 {
-    struct rh_spsc *ring;
+    struct rh_spsc *ring = NULL;
     int sentinel;
 
-    if (rh_spsc_init(&ring, cap) != 0) {
-        CHECK(!"init failed");
-        return;
-    }
+    CHECK_EQ(rh_spsc_init(&ring, cap), 0);
+    if (!ring) return;
     CHECK_EQ(rh_spsc_cap(ring), cap);
     CHECK(rh_spsc_is_empty(ring));
     CHECK_EQ(rh_spsc_count(ring), 0);
@@ -120,13 +118,11 @@ static void test_fill_and_drain(uint32_t cap)
 /* Pushes and pops in uneven steps for many laps of the slots, from index @start_idx. */
 static void test_wrap(uint32_t cap, uint32_t start_idx)
 {
-    struct rh_spsc *ring;
+    struct rh_spsc *ring = NULL;
     uint32_t pushed = 0, popped = 0, laps = 50;
 
-    if (rh_spsc_init(&ring, cap) != 0) {
-        CHECK(!"init failed");
-        return;
-    }
+    CHECK_EQ(rh_spsc_init(&ring, cap), 0);
+    if (!ring) return;
     start_at(ring, start_idx);
     rh_spsc_validate(ring);
 
@@ -169,14 +165,12 @@ static void test_wrap(uint32_t cap, uint32_t start_idx)
 /* Batches of every size from 1 to beyond the capacity, partial at both ends. */
 static void test_batches(uint32_t cap, uint32_t start_idx)
 {
-    struct rh_spsc *ring;
+    struct rh_spsc *ring = NULL;
     void *in[ITEMS_MAX], *out[ITEMS_MAX];
     uint32_t pushed = 0, popped = 0;
 
-    if (rh_spsc_init(&ring, cap) != 0) {
-        CHECK(!"init failed");
-        return;
-    }
+    CHECK_EQ(rh_spsc_init(&ring, cap), 0);
+    if (!ring) return;
     start_at(ring, start_idx);
 
     for (uint32_t round = 0; round < 400; round++) {
@@ -215,13 +209,11 @@ static void test_batches(uint32_t cap, uint32_t start_idx)
 
 static void test_batch_edges(void)
 {
-    struct rh_spsc *ring;
+    struct rh_spsc *ring = NULL;
     void *in[8], *out[8] = {NULL};
 
-    if (rh_spsc_init(&ring, 8) != 0) {
-        CHECK(!"init failed");
-        return;
-    }
+    CHECK_EQ(rh_spsc_init(&ring, 8), 0);
+    if (!ring) return;
     for (uint32_t i = 0; i < 8; i++)
         in[i] = item_of(i);
 

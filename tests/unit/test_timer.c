@@ -78,9 +78,9 @@ static uint32_t run_at(struct rh_wheel *w, int64_t now_ms, uint32_t budget)
 /*
  * Moves time forward only as far as the wake-up hint says, as the shard loop does, until
  * nothing is armed or @until_ms is passed. Each timer must then fire exactly at its expiry.
- * Returns the number of wake-ups.
+ * Validates after each run if @is_validated. Returns the number of wake-ups.
  */
-static uint32_t step_by_hint(struct rh_wheel *w, int64_t until_ms)
+static uint32_t step_by_hint(struct rh_wheel *w, int64_t until_ms, bool is_validated)
 {
     uint32_t wakeup_count = 0;
     int64_t now_ms = w->now_ms;
@@ -89,7 +89,10 @@ static uint32_t step_by_hint(struct rh_wheel *w, int64_t until_ms)
         int64_t next_ms = rh_wheel_next_expiry_ms(w);
         if (next_ms == INT64_MAX || next_ms > until_ms) break;
         if (next_ms > now_ms) now_ms = next_ms;
-        run_at(w, now_ms, UINT32_MAX);
+        cur_wheel = w;
+        cur_now_ms = now_ms;
+        rh_wheel_run(w, now_ms, UINT32_MAX);
+        if (is_validated) rh_wheel_validate(w);
         wakeup_count++;
     }
     return wakeup_count;
@@ -149,7 +152,7 @@ static void test_exact_by_hint(void)
         }
         CHECK_EQ(rh_wheel_count(&w), DELAY_COUNT);
 
-        uint32_t wakeup_count = step_by_hint(&w, INT64_MAX);
+        uint32_t wakeup_count = step_by_hint(&w, INT64_MAX, true);
         for (size_t i = 0; i < DELAY_COUNT; i++) {
             CHECK_EQ(probes[i].fired_count, 1);
             CHECK_EQ(probes[i].fired_at_ms, base_ms + delays_ms[i]);
@@ -229,6 +232,15 @@ static void test_order(void)
     }
 }
 
+/* Arms probe 0 (the latecomer) already due, from inside a run. */
+static struct probe *budget_probes;
+
+static void arm_latecomer(struct rh_timer *t)
+{
+    record_fire(t);
+    if (probe_of(t)->idx == 1) rh_timer_schedule(cur_wheel, &budget_probes[0].timer, 0);
+}
+
 static void test_budget(void)
 {
     enum { N = 100 };
@@ -266,6 +278,21 @@ static void test_budget(void)
     for (uint32_t i = 0; i < N; i++)
         CHECK_EQ(probes[i].fired_count, 1);
     CHECK_EQ(run_at(&w, now_ms, 0), 0);
+
+    /* What a budget left over fires before what callbacks made due meanwhile. */
+    rh_wheel_init(&w, 0);
+    probes_init(probes, 6, arm_latecomer);
+    budget_probes = probes;
+    for (uint32_t i = 1; i < 6; i++)
+        rh_timer_schedule(&w, &probes[i].timer, 10 + i);
+    fire_log_count = 0;
+    CHECK_EQ(run_at(&w, 100, 2), 2);
+    CHECK_EQ(run_at(&w, 100, 2), 2);
+    CHECK_EQ(run_at(&w, 100, 2), 2);
+    CHECK_EQ(fire_log_count, 6);
+    for (uint32_t k = 0; k < 5; k++)
+        CHECK_EQ(fire_log[k], k + 1);
+    CHECK_EQ(fire_log[5], 0);
 }
 
 /* Callback scripts for test_callbacks. */
@@ -330,7 +357,7 @@ static void test_callbacks(void)
     rh_wheel_init(&w, 7);
     probes_init(cb_probes, 8, every_15s);
     rh_timer_schedule(&w, &cb_probes[0].timer, 7 + 15000);
-    step_by_hint(&w, 7 + 100000);
+    step_by_hint(&w, 7 + 100000, true);
     CHECK_EQ(cb_probes[0].fired_count, 6);
     CHECK_EQ(cb_probes[0].fired_at_ms, 7 + 90000);
     CHECK(rh_timer_is_armed(&cb_probes[0].timer));
@@ -356,7 +383,7 @@ static void test_callbacks(void)
     rh_timer_schedule(&w, &cb_probes[1].timer, 10);
     CHECK_EQ(run_at(&w, 10, UINT32_MAX), 1);
     CHECK_EQ(rh_timer_expiry_ms(&cb_probes[1].timer), 1010);
-    CHECK_EQ(step_by_hint(&w, INT64_MAX) > 0, 1);
+    CHECK_EQ(step_by_hint(&w, INT64_MAX, true) > 0, 1);
     CHECK_EQ(cb_probes[1].fired_at_ms, 1010);
 
     /* A callback arms a fresh timer that is already due: next run. */
@@ -432,7 +459,7 @@ static void test_callback_frees(void)
     }
     rh_wheel_validate(&w);
     CHECK_EQ(rh_wheel_count(&w), N);
-    step_by_hint(&w, INT64_MAX);
+    step_by_hint(&w, INT64_MAX, true);
     CHECK_EQ(conn_freed_count, N);
     CHECK_EQ(rh_wheel_count(&w), 0);
     CHECK_EQ(rh_alloc_live_bytes(), live_before);
@@ -523,7 +550,7 @@ static void test_past_and_far(void)
     probes_init(p, 2, record_fire);
     rh_timer_schedule(&w, &p[0].timer, 123 + 2 * 365 * DAY_MS + 17);
     rh_timer_schedule(&w, &p[1].timer, 123 + 3 * 365 * DAY_MS + 5);
-    CHECK_LE(step_by_hint(&w, INT64_MAX), 2 * (RH_WHEEL_LEVEL_COUNT + 2));
+    CHECK_LE(step_by_hint(&w, INT64_MAX, true), 2 * (RH_WHEEL_LEVEL_COUNT + 2));
     CHECK_EQ(p[0].fired_at_ms, 123 + 2 * 365 * DAY_MS + 17);
     CHECK_EQ(p[1].fired_at_ms, 123 + 3 * 365 * DAY_MS + 5);
 
@@ -762,7 +789,8 @@ static void test_exact_random(void)
         rh_timer_schedule(&w, &probes[i].timer, 77777 + delay_ms);
     }
     exact_late_count = 0;
-    step_by_hint(&w, INT64_MAX);
+    step_by_hint(&w, INT64_MAX, false);
+    rh_wheel_validate(&w);
     CHECK_EQ(exact_late_count, 0);
     CHECK_EQ(rh_wheel_count(&w), 0);
     uint32_t short_count = 0;
@@ -805,7 +833,7 @@ static void test_million(void)
     clock_gettime(CLOCK_MONOTONIC, &t3);
     CHECK_EQ(rh_wheel_count(&w), N / 2);
     rh_wheel_validate(&w);
-    uint32_t wakeup_count = step_by_hint(&w, INT64_MAX);
+    uint32_t wakeup_count = step_by_hint(&w, INT64_MAX, false);
     clock_gettime(CLOCK_MONOTONIC, &t4);
 
     uint32_t wrong_count = 0;
