@@ -18,11 +18,11 @@
 
 #include "core/assert.h"
 
-#define SLOT_MASK    ((uint64_t)RH_WHEEL_SLOT_COUNT - 1)
-#define WHEEL_BITS   (RH_WHEEL_LEVEL_COUNT * RH_WHEEL_SLOT_BITS)
-#define LEVEL_FAR    RH_WHEEL_LEVEL_COUNT /* the overflow list, as a level past the top */
-#define LEVEL_DUE    (-1)                 /* the due and firing lists, in validation */
-#define DUE_MIN_NONE INT64_MAX
+#define SLOT_MASK   ((uint64_t)RH_WHEEL_SLOT_COUNT - 1)
+#define WHEEL_BITS  (RH_WHEEL_LEVEL_COUNT * RH_WHEEL_SLOT_BITS)
+#define LEVEL_FAR   RH_WHEEL_LEVEL_COUNT /* the overflow list, as a level past the top */
+#define LEVEL_DUE   (-1)                 /* the due and firing lists, in validation */
+#define EXPIRY_NONE INT64_MAX            /* due_min_ms and far_min_ms of an empty list */
 
 static_assert(RH_WHEEL_SLOT_COUNT == 64, "a level's occupancy bitmap is one uint64_t");
 static_assert(WHEEL_BITS < 63, "the overflow window start must fit an int64_t");
@@ -53,8 +53,8 @@ void rh_wheel_init(struct rh_wheel *w, int64_t now_ms)
 {
     RH_ASSERT(now_ms >= 0);
     w->now_ms = now_ms;
-    w->due_min_ms = DUE_MIN_NONE;
-    w->far_min_ms = DUE_MIN_NONE;
+    w->due_min_ms = EXPIRY_NONE;
+    w->far_min_ms = EXPIRY_NONE;
     w->count = 0;
     w->is_running = false;
     rh_list_init(&w->due);
@@ -78,8 +78,8 @@ void rh_wheel_destroy(struct rh_wheel *w)
         w->occupied[level] = 0;
     }
     w->count = 0;
-    w->due_min_ms = DUE_MIN_NONE;
-    w->far_min_ms = DUE_MIN_NONE;
+    w->due_min_ms = EXPIRY_NONE;
+    w->far_min_ms = EXPIRY_NONE;
 }
 
 void rh_timer_schedule(struct rh_wheel *w, struct rh_timer *t, int64_t expire_at_ms)
@@ -127,13 +127,13 @@ void rh_wheel_validate(const struct rh_wheel *w)
 
     RH_ASSERT(w->now_ms >= 0);
     if (rh_list_is_empty(&w->far)) {
-        RH_ASSERT(w->far_min_ms == DUE_MIN_NONE);
+        RH_ASSERT(w->far_min_ms == EXPIRY_NONE);
     } else {
         /* The clock has not reached the window of far_min_ms (see find_next_slot). */
         RH_ASSERT((uint64_t)w->far_min_ms >> WHEEL_BITS > (uint64_t)w->now_ms >> WHEEL_BITS);
     }
     if (!w->is_running) RH_ASSERT(rh_list_is_empty(&w->firing));
-    if (!w->is_running && rh_list_is_empty(&w->due)) RH_ASSERT(w->due_min_ms == DUE_MIN_NONE);
+    if (!w->is_running && rh_list_is_empty(&w->due)) RH_ASSERT(w->due_min_ms == EXPIRY_NONE);
     count += validate_list(w, &w->due, LEVEL_DUE, 0);
     count += validate_list(w, &w->firing, LEVEL_DUE, 0);
     count += validate_list(w, &w->far, LEVEL_FAR, 0);
@@ -159,6 +159,7 @@ static struct rh_timer *timer_of(struct rh_list *node)
  * LEVEL_FAR when they differ above the wheel. Needs @expire_ms > @now_ms >= 0. */
 static int level_of(int64_t expire_ms, int64_t now_ms)
 {
+    RH_DEBUG_ASSERT(expire_ms > now_ms);
     uint64_t diff = (uint64_t)expire_ms ^ (uint64_t)now_ms;
     int high_bit = 63 - __builtin_clzll(diff);
     int level = high_bit / RH_WHEEL_SLOT_BITS;
@@ -204,13 +205,13 @@ static void disarm(struct rh_wheel *w, struct rh_timer *t)
     if (t->expire_ms <= w->now_ms) {
         /* In due or firing; due_min_ms may stay low (that is only conservative) unless both
          * are empty, so an idle loop does not keep waking for a cancelled timeout. */
-        if (rh_list_is_empty(&w->due) && rh_list_is_empty(&w->firing)) w->due_min_ms = DUE_MIN_NONE;
+        if (rh_list_is_empty(&w->due) && rh_list_is_empty(&w->firing)) w->due_min_ms = EXPIRY_NONE;
         return;
     }
     int level = level_of(t->expire_ms, w->now_ms);
     if (level == LEVEL_FAR) {
         /* A stale far_min_ms must not outlive the list: the clock may pass it meanwhile. */
-        if (rh_list_is_empty(&w->far)) w->far_min_ms = DUE_MIN_NONE;
+        if (rh_list_is_empty(&w->far)) w->far_min_ms = EXPIRY_NONE;
         return;
     }
     unsigned slot = slot_of(t->expire_ms, level);
@@ -269,7 +270,7 @@ static uint32_t collect_due(struct rh_wheel *w, int64_t now_ms, uint32_t due_max
         struct rh_list batch, *head;
         if (level == LEVEL_FAR) {
             head = &w->far;
-            w->far_min_ms = DUE_MIN_NONE;
+            w->far_min_ms = EXPIRY_NONE;
         } else {
             unsigned slot = slot_of(start_ms, level);
             head = &w->slots[level][slot];
@@ -307,7 +308,7 @@ static uint32_t fire_due(struct rh_wheel *w, uint32_t budget)
     w->is_running = false;
 
     move_all(&w->due, &w->firing, true);
-    if (rh_list_is_empty(&w->due)) w->due_min_ms = DUE_MIN_NONE;
+    if (rh_list_is_empty(&w->due)) w->due_min_ms = EXPIRY_NONE;
     return fired_count;
 }
 

@@ -3,18 +3,18 @@
  * core/timer.h - the per-shard timer wheel: handshake and client timeouts, keep-alive pings,
  * long-poll holds, rate windows. A hierarchical hashed wheel with millisecond resolution:
  * scheduling and cancelling are O(1) and never allocate, because the timer is a small struct
- * the caller embeds in its own object. Expiries are absolute CLOCK_MONOTONIC milliseconds
- * (core/clock.h), never negative for the wheel's own clock.
+ * the caller embeds in its own object. Times are absolute CLOCK_MONOTONIC milliseconds
+ * (core/clock.h); the wheel's clock is never negative, an expiry may be (it is then past).
  *
  * A wheel and the timers on it belong to one shard thread; nothing here locks. The shard loop
  * calls rh_wheel_run() each turn and sleeps at most until rh_wheel_next_expiry_ms().
  *
  * Shape: RH_WHEEL_LEVEL_COUNT levels of RH_WHEEL_SLOT_COUNT slots; a slot of level L spans
- * 64^L ms: 1 ms, 64 ms, 4.1 s, 4.4 min, 4.7 h, 12.4 days, so the wheel covers 2^36 ms (795
- * days) and any later expiry waits in an overflow list, re-sorted when the clock reaches the
- * 2^36 ms window of its earliest timer. Any
- * int64_t expiry works. Where a timer starts depends on which
- * digits of its expiry differ from now_ms: a 15 s or a 100 s timer starts in level 2 or 3.
+ * 64^L ms: 1 ms, 64 ms, 4.1 s, 4.4 min, 4.7 h, 12.4 days, so the levels cover 2^36 ms (795
+ * days). Later expiries wait in an overflow list, sorted into the levels when the clock
+ * reaches the 2^36 ms window of the earliest one, so any int64_t expiry works. Where a timer
+ * starts depends on the highest digit in which its expiry differs from the clock: a 15 s or
+ * 100 s timeout starts in level 2 or 3, a several-day one in level 4 or 5.
  *
  * Timing: a timer never fires early and is never late: it fires in the first rh_wheel_run()
  * whose @now_ms is at or past its expiry, unless that run's budget is spent, in which case it
@@ -22,7 +22,8 @@
  * cascade down to exact 1 ms slots as time approaches them (each timer moves at most once per
  * level). The coarseness shows only in rh_wheel_next_expiry_ms(), which may return the start
  * of the outer slot holding the earliest timer, up to 64^L ms before that timer's expiry: the
- * loop then wakes once per level on the way down (two early wake-ups for a 15 s timer).
+ * loop wakes early at most once per level on the way down (two or three times for a 15 s
+ * timer, each time it is the earliest one).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,15 +59,19 @@ struct rh_timer {
  * holds the earliest ones.
  */
 struct rh_wheel {
-    int64_t now_ms;     /* every timer due at or before this has been moved to due */
+    int64_t now_ms;     /* the clock: every timer due at or before it has been moved to due */
     int64_t due_min_ms; /* no expiry in due or firing is below this; INT64_MAX when empty */
     int64_t far_min_ms; /* no expiry in far is below this; INT64_MAX when empty */
     uint32_t count;     /* armed timers */
     bool is_running;    /* inside rh_wheel_run() */
-    uint64_t occupied[RH_WHEEL_LEVEL_COUNT]; /* bit s: slots[L][s] is not empty */
-    struct rh_list due;                      /* expired, waiting for the next rh_wheel_run() */
-    struct rh_list firing;                   /* taken from due by the current rh_wheel_run() */
-    struct rh_list far; /* beyond the top level: differs from now_ms above bit 36 */
+    /* Bit s of occupied[L]: slots[L][s] is not empty. */
+    uint64_t occupied[RH_WHEEL_LEVEL_COUNT];
+    /* Expired, in the order they expired, waiting for the next rh_wheel_run(). */
+    struct rh_list due;
+    /* Taken from due by the current rh_wheel_run(); empty outside it. */
+    struct rh_list firing;
+    /* Beyond the levels: expiries that differ from now_ms above bit 36. */
+    struct rh_list far;
     struct rh_list slots[RH_WHEEL_LEVEL_COUNT][RH_WHEEL_SLOT_COUNT];
 };
 
@@ -83,9 +88,8 @@ void rh_wheel_destroy(struct rh_wheel *w);
 
 /*
  * Arms @t to fire at @expire_at_ms, moving it if it is already armed (on @w only; a timer
- * is never moved between wheels while armed). An expiry at or before the wheel's clock
- * (the @now_ms of the last run) fires at the next rh_wheel_run(), also when scheduled from a
- * callback: a run never fires what its own callbacks scheduled. O(1), never allocates.
+ * is never moved between wheels while armed). An expiry already passed fires at the next
+ * rh_wheel_run(), also when scheduled from a callback. O(1), never allocates.
  */
 void rh_timer_schedule(struct rh_wheel *w, struct rh_timer *t, int64_t expire_at_ms);
 
@@ -93,20 +97,23 @@ void rh_timer_schedule(struct rh_wheel *w, struct rh_timer *t, int64_t expire_at
 void rh_timer_cancel(struct rh_timer *t);
 
 /*
- * Fires, in expiry order, the timers whose expiry is <= @now_ms, at most @budget of them,
- * and returns how many fired. Timers with equal expiries fire in the order they were
- * scheduled; one scheduled already due joins the end of those waiting. Due timers beyond the
- * budget stay armed and fire first in the next run, and rh_wheel_next_expiry_ms() then
- * returns a time <= @now_ms. Moving the clock costs O(1) per slot passed that holds timers;
- * one run moves at most about @budget timers to due. An @now_ms earlier than the previous
- * run's does not move the clock back. Not re-entrant: callbacks may not call it.
+ * Fires the timers whose expiry is <= @now_ms, at most @budget of them, and returns how many
+ * fired. They fire in expiry order, equal expiries in scheduling order, except that a timer
+ * scheduled with an expiry already passed may follow timers with later expiries that were
+ * due before it was scheduled. A run never fires what its own callbacks scheduled. Due
+ * timers beyond the budget stay armed and fire in the next runs; until then
+ * rh_wheel_next_expiry_ms() returns a time <= @now_ms. A run does O(1) work per timer it
+ * fires or moves down a level, and stops moving its clock once about @budget timers became
+ * due. An @now_ms before the previous run's does not move the clock back. Not re-entrant:
+ * callbacks may not call it.
  */
 uint32_t rh_wheel_run(struct rh_wheel *w, int64_t now_ms, uint32_t budget);
 
 /*
  * The earliest time at which something may fire: never later than the earliest armed
  * timer's expiry, possibly earlier (see the top of this file); INT64_MAX when nothing is
- * armed. O(RH_WHEEL_LEVEL_COUNT), meant for the loop's wait timeout.
+ * armed (or only timers at INT64_MAX). Already due timers make it <= the last run's @now_ms.
+ * O(RH_WHEEL_LEVEL_COUNT), meant for the loop's wait timeout. Callable from callbacks.
  */
 int64_t rh_wheel_next_expiry_ms(const struct rh_wheel *w);
 

@@ -279,14 +279,21 @@ static void *rh_consume(void *arg)
     void *taken[BENCH_BATCH_MAX];
 
     thread_start(t);
-    while (seq < items) {
-        uint32_t n;
-        if (batch == 1) {
-            taken[0] = rh_spsc_pop(ring);
-            n = taken[0] != NULL;
-        } else {
-            n = rh_spsc_pop_n(ring, taken, batch);
+    if (batch == 1) {
+        while (seq < items) {
+            void *item = rh_spsc_pop(ring);
+            if (!item) {
+                wait_turn(&spins);
+                continue;
+            }
+            bad += item != (void *)(uintptr_t)(seq + 1);
+            seq++;
         }
+        run->out_of_order = bad;
+        return NULL;
+    }
+    while (seq < items) {
+        uint32_t n = rh_spsc_pop_n(ring, taken, batch);
         if (!n) {
             wait_turn(&spins);
             continue;
@@ -328,6 +335,19 @@ static void *ck_consume(void *arg)
     void *taken[BENCH_BATCH_MAX];
 
     thread_start(t);
+    if (batch == 1) {
+        while (seq < items) {
+            void *item;
+            if (!ck_ring_dequeue_spsc(&run->ck, run->ck_slots, &item)) {
+                wait_turn(&spins);
+                continue;
+            }
+            bad += item != (void *)(uintptr_t)(seq + 1);
+            seq++;
+        }
+        run->out_of_order = bad;
+        return NULL;
+    }
     while (seq < items) {
         uint32_t n = 0;
         while (n < batch && ck_ring_dequeue_spsc(&run->ck, run->ck_slots, &taken[n]))

@@ -232,13 +232,13 @@ static void test_order(void)
     }
 }
 
-/* Arms probe 0 (the latecomer) already due, from inside a run. */
+/* Arms probe 0 (the latecomer) from inside a run, due at the same time as the others. */
 static struct probe *budget_probes;
 
 static void arm_latecomer(struct rh_timer *t)
 {
     record_fire(t);
-    if (probe_of(t)->idx == 1) rh_timer_schedule(cur_wheel, &budget_probes[0].timer, 0);
+    if (probe_of(t)->idx == 1) rh_timer_schedule(cur_wheel, &budget_probes[0].timer, 11);
 }
 
 static void test_budget(void)
@@ -279,12 +279,13 @@ static void test_budget(void)
         CHECK_EQ(probes[i].fired_count, 1);
     CHECK_EQ(run_at(&w, now_ms, 0), 0);
 
-    /* What a budget left over fires before what callbacks made due meanwhile. */
+    /* Equal expiries fire in scheduling order, also when a budget splits them and a callback
+     * schedules another one in between. */
     rh_wheel_init(&w, 0);
     probes_init(probes, 6, arm_latecomer);
     budget_probes = probes;
     for (uint32_t i = 1; i < 6; i++)
-        rh_timer_schedule(&w, &probes[i].timer, 10 + i);
+        rh_timer_schedule(&w, &probes[i].timer, 11);
     fire_log_count = 0;
     CHECK_EQ(run_at(&w, 100, 2), 2);
     CHECK_EQ(run_at(&w, 100, 2), 2);
@@ -553,6 +554,21 @@ static void test_past_and_far(void)
     CHECK_LE(step_by_hint(&w, INT64_MAX, true), 2 * (RH_WHEEL_LEVEL_COUNT + 2));
     CHECK_EQ(p[0].fired_at_ms, 123 + 2 * 365 * DAY_MS + 17);
     CHECK_EQ(p[1].fired_at_ms, 123 + 3 * 365 * DAY_MS + 5);
+
+    /* Cancelling the only far timer forgets it: the clock may then pass its window. */
+    rh_wheel_init(&w, 0);
+    probes_init(p, 2, record_fire);
+    rh_timer_schedule(&w, &p[0].timer, 900 * DAY_MS);
+    rh_timer_cancel(&p[0].timer);
+    rh_wheel_validate(&w);
+    CHECK_EQ(rh_wheel_next_expiry_ms(&w), INT64_MAX);
+    CHECK_EQ(run_at(&w, 1000 * DAY_MS, UINT32_MAX), 0);
+    rh_timer_schedule(&w, &p[1].timer, 1000 * DAY_MS + 900 * DAY_MS);
+    rh_wheel_validate(&w);
+    CHECK_GT(rh_wheel_next_expiry_ms(&w), 1000 * DAY_MS);
+    step_by_hint(&w, INT64_MAX, true);
+    CHECK_EQ(p[1].fired_at_ms, 1900 * DAY_MS);
+    CHECK_EQ(p[0].fired_count, 0);
 
     /* A clock that goes back does not move the wheel's, nor fire anything early. */
     rh_wheel_init(&w, 10000);
