@@ -70,8 +70,10 @@ const char *rh_uring_error_hint(int err)
 {
     switch (err) {
     case -EPERM:
-        return "io_uring is disabled: check sysctl kernel.io_uring_disabled (must be 0, or 1 "
-               "with this user in kernel.io_uring_group)";
+        return "io_uring is not permitted: check sysctl kernel.io_uring_disabled (must be 0, or 1 "
+               "with this user in kernel.io_uring_group) or, in a container, its seccomp profile "
+               "(Docker 25+ blocks io_uring by default; allow io_uring_setup, io_uring_enter and "
+               "io_uring_register)";
     case -ENOSYS:
         return "io_uring is not available: the kernel lacks it (Linux 5.7+ needed) or a seccomp "
                "filter (container runtimes since Docker 25) blocks it; allow io_uring_setup, "
