@@ -181,6 +181,7 @@ bool rh_conn_is_open(const struct rh_conn *c)
 
 int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
 {
+    RH_ASSERT_OWNED(c);
     if (c->state != RH_CONN_OPEN) return -EPIPE;
     if (c->q_count == c->q_cap) {
         uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
@@ -209,6 +210,7 @@ int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len)
 
 void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
 {
+    RH_ASSERT_OWNED(c);
     if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
     if (how == RH_CLOSE_AFTER_FLUSH && (c->q_count || c->send)) {
         if (c->state == RH_CONN_OPEN) {

@@ -137,6 +137,7 @@ void rh_shard_set_app(struct rh_shard *s, void *app)
 
 void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b)
 {
+    RH_DEBUG_ASSERT(s == rh_shard_self());
     RH_ASSERT(dst_idx < s->rt->shard_count);
     b->origin_shard = (uint16_t)s->idx;
     if (dst_idx == s->idx) {

@@ -9,6 +9,7 @@
 
 #include <liburing.h>
 
+#include "core/assert.h"
 #include "core/list.h"
 #include "core/spsc.h"
 #include "core/timer.h"
@@ -155,6 +156,9 @@ struct rh_runtime {
     _Atomic bool start_failed;
     _Atomic bool stop_requested;
 };
+
+/* Debug builds check that an object is touched only on its shard's thread. */
+#define RH_ASSERT_OWNED(obj) RH_DEBUG_ASSERT((obj)->shard == rh_shard_self())
 
 /* shard.c */
 void *rh_shard_main(void *arg);
