@@ -20,6 +20,11 @@ struct rh_buf {
 struct rh_buf *rh_buf_new(uint32_t cap);
 /* A buffer holding a copy of @len bytes at @data, one reference held by the caller. */
 struct rh_buf *rh_buf_copy(const void *data, uint32_t len);
+/* Makes room for @len more bytes at the end of *@bufp (reallocating it, so only while the
+ * caller holds its only reference) and returns where to write them; len grows by @len. */
+uint8_t *rh_buf_extend(struct rh_buf **bufp, uint32_t len);
+/* Appends @len bytes at @data to *@bufp, as rh_buf_extend. */
+void rh_buf_append(struct rh_buf **bufp, const void *data, uint32_t len);
 /* Frees @buf; only rh_buf_unref calls this. */
 void rh_buf_free(struct rh_buf *buf);
 

@@ -38,6 +38,17 @@ int main(void)
     rh_buf_unref(buf);
     CHECK_EQ(rh_alloc_live_bytes(), base);
 
+    struct rh_buf *grown = rh_buf_new(0);
+    for (int i = 0; i < 1000; i++)
+        rh_buf_append(&grown, "abc", 3);
+    uint8_t *tail = rh_buf_extend(&grown, 2);
+    tail[0] = 'x';
+    tail[1] = 'y';
+    CHECK_EQ(grown->len, 3002);
+    CHECK_GE(grown->cap, 3002);
+    CHECK(memcmp(grown->data + 2997, "abcxy", 5) == 0);
+    rh_buf_unref(grown);
+
     struct rh_buf *empty = rh_buf_new(64);
     CHECK_EQ(empty->len, 0);
     CHECK_EQ(empty->cap, 64);
