@@ -31,7 +31,9 @@ enum rh_json_kind {
 /* Validates the one JSON value at the start of @data (leading whitespace allowed) and returns
  * the bytes up to its end (whitespace before it included, none after), or -EPROTO with
  * @reason set when it is not valid JSON, is nested deeper than RH_JSON_DEPTH_MAX, or ends
- * early (a truncated value is malformed: callers frame messages before parsing them). */
+ * early (a truncated value is malformed: callers frame messages before parsing them). Strings
+ * must be well-formed UTF-8; a \u escape of a lone surrogate is refused too, since it has no
+ * UTF-8 form to decode to. @reason may be NULL. */
 ssize_t rh_json_value_len(const uint8_t *data, size_t len, const char **reason);
 
 /* Kind of a value already validated, with surrounding whitespace trimmed by the reader. */
@@ -55,9 +57,12 @@ ssize_t rh_json_string_decode(struct rh_span value, uint8_t *out, size_t out_cap
 bool rh_json_string_eq(struct rh_span value, const char *lit);
 /* Parses a validated number that is an integer in int64 range. Returns 0 or -ERANGE/-EINVAL. */
 int rh_json_number_to_i64(struct rh_span value, int64_t *out);
-/* Parses a validated number as a double. Returns 0 or -EINVAL. */
+/* Parses a validated number as a double. Returns 0, or -EINVAL when it is not a JSON number
+ * or overflows a double (1e400). */
 int rh_json_number_to_double(struct rh_span value, double *out);
 
 /* Appends @len bytes of UTF-8 at @s to *@bufp as a JSON string literal: quotes, the escapes
- * JSON requires, and every control character escaped (so 0x1E never appears unescaped). */
+ * JSON requires, and every control character escaped (so 0x1E never appears unescaped). @s is
+ * expected to be valid UTF-8 (decoded JSON always is); each byte that is not part of a
+ * well-formed sequence is written as \ufffd, so the output is valid JSON whatever @s holds. */
 void rh_json_write_string(struct rh_buf **bufp, const void *s, size_t len);
