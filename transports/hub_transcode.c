@@ -279,6 +279,8 @@ static int write_json_key(const uint8_t *data, size_t len, struct rh_buf **out)
  * double, 9 for a float32), so a binary search finds the fewest in about four tries. */
 static void write_json_double(struct rh_buf **out, double d, bool is_float32)
 {
+    /* %.17g of a double needs at most 24 bytes (sign, 17 digits, point, e-308); the checked
+     * returns below also tell gcc's -O0 truncation warning that the output is bounded. */
     char text[40];
     if (!isfinite(d)) {
         append_text(out, "null");
@@ -287,14 +289,17 @@ static void write_json_double(struct rh_buf **out, double d, bool is_float32)
     int lo = 1, hi = is_float32 ? 9 : 17;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        snprintf(text, sizeof(text), "%.*g", mid, d);
+        if (snprintf(text, sizeof(text), "%.*g", mid, d) >= (int)sizeof(text)) break;
         double back = strtod(text, NULL);
         if (is_float32 ? fabs(back) <= FLT_MAX && (float)back == (float)d : back == d)
             hi = mid;
         else
             lo = mid + 1;
     }
-    snprintf(text, sizeof(text), "%.*g", lo, d);
+    if (snprintf(text, sizeof(text), "%.*g", lo, d) >= (int)sizeof(text)) {
+        append_text(out, "null"); /* not reached: see the bound above */
+        return;
+    }
     append_text(out, text);
 }
 
