@@ -1,0 +1,197 @@
+/*
+ * shards/front.c - the HTTP front: per-connection request loop, routing and error replies.
+ *
+ * A connection's state is small and allocated at accept: where it is in the request stream
+ * (reading a request head, or skipping the body of one already answered) and its idle timer.
+ * Requests are answered in order as their heads arrive; a body nobody reads yet is skipped so
+ * the next pipelined request is found. A request the parser refuses gets its status and a
+ * reason, then the connection closes once the reply is sent: after a framing error nothing
+ * later on the connection can be trusted.
+ */
+#include "shards/front.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "transports/http/http.h"
+
+#define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
+#define BODY_SKIP_CHUNK 4096
+
+enum front_state {
+    FRONT_HEAD,         /* waiting for (more of) a request head */
+    FRONT_SKIP_LENGTH,  /* discarding body_left more bytes */
+    FRONT_SKIP_CHUNKED, /* discarding a chunked body */
+};
+
+struct front_conn {
+    struct rh_conn *conn;
+    enum front_state state;
+    uint64_t body_left;
+    struct rh_http_chunked chunked;
+    struct rh_timer idle;
+};
+
+static void conn_open(struct rh_conn *c);
+static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len);
+static void conn_close(struct rh_conn *c);
+static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len);
+static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len);
+static void route(struct front_conn *f, const struct rh_http_request *req);
+static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
+                  const struct rh_http_field *extra, uint32_t extra_count);
+static void reply_error(struct front_conn *f, int status, const char *reason);
+static void idle_expired(struct rh_timer *t);
+static void idle_restart(struct front_conn *f);
+
+static const struct rh_conn_handler front_handler = {
+    .conn_open = conn_open,
+    .conn_recv = conn_recv,
+    .conn_close = conn_close,
+};
+
+const struct rh_conn_handler *rh_front_handler(void)
+{
+    return &front_handler;
+}
+
+static void conn_open(struct rh_conn *c)
+{
+    struct front_conn *f = rh_calloc(1, sizeof(*f));
+    f->conn = c;
+    f->state = FRONT_HEAD;
+    rh_timer_init(&f->idle, idle_expired);
+    rh_conn_set_app(c, f);
+    idle_restart(f);
+}
+
+static void conn_close(struct rh_conn *c)
+{
+    struct front_conn *f = rh_conn_app(c);
+    rh_timer_cancel(&f->idle);
+    rh_conn_set_app(c, NULL);
+    rh_free(f);
+}
+
+static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        /* Closing frees the state (conn_close), so look it up again after every step. */
+        struct front_conn *f = rh_conn_app(c);
+        if (!f || !rh_conn_is_open(c)) return (ssize_t)len; /* closing: the rest is not read */
+        ssize_t n = f->state == FRONT_HEAD ? handle_head(f, data + used, len - used)
+                                           : skip_body(f, data + used, len - used);
+        if (n == -EAGAIN) break;
+        if (n < 0) return (ssize_t)len;
+        used += (size_t)n;
+    }
+    return (ssize_t)used;
+}
+
+static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len)
+{
+    struct rh_http_limits lim;
+    struct rh_http_request req;
+    const char *reason = NULL;
+    rh_http_limits_defaults(&lim);
+
+    ssize_t n = rh_http_parse_request(data, len, &lim, &req, &reason);
+    if (n == -EAGAIN) return n;
+    if (n < 0) {
+        rh_log_limited(RH_LOG_INFO, "http", "connection %llx: bad request: %s",
+                       (unsigned long long)rh_conn_id(f->conn), reason ? reason : "?");
+        reply_error(f, rh_http_error_status(n), reason);
+        return n;
+    }
+
+    idle_restart(f);
+    if (req.chunked) {
+        f->state = FRONT_SKIP_CHUNKED;
+        rh_http_chunked_init(&f->chunked, &lim);
+    } else if (req.content_length) {
+        f->state = FRONT_SKIP_LENGTH;
+        f->body_left = req.content_length;
+    }
+    /* Last: a route or Connection: close may end the connection and free @f. */
+    struct rh_conn *c = f->conn;
+    route(f, &req);
+    if (!req.keep_alive) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
+    return n;
+}
+
+static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len)
+{
+    if (f->state == FRONT_SKIP_LENGTH) {
+        size_t take = len < f->body_left ? len : (size_t)f->body_left;
+        f->body_left -= take;
+        if (!f->body_left) f->state = FRONT_HEAD;
+        return (ssize_t)take;
+    }
+    uint8_t sink[BODY_SKIP_CHUNK];
+    size_t out_len = 0;
+    const char *reason = NULL;
+    ssize_t n =
+        rh_http_chunked_decode(&f->chunked, data, len, sink, sizeof(sink), &out_len, &reason);
+    if (n < 0) {
+        reply_error(f, rh_http_error_status(n), reason);
+        return n;
+    }
+    if (f->chunked.done) f->state = FRONT_HEAD;
+    /* Consumed nothing only when the sink filled at once; the loop calls again. */
+    return n ? n : (out_len ? 0 : -EAGAIN);
+}
+
+static void route(struct front_conn *f, const struct rh_http_request *req)
+{
+    if (rh_span_eq_str(req->path, "/healthz")) {
+        if (req->method != RH_HTTP_GET && req->method != RH_HTTP_HEAD) {
+            static const struct rh_http_field allow[] = {{"Allow", "GET, HEAD"}};
+            reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
+            return;
+        }
+        reply(f, 200, "text/plain; charset=utf-8", req->method == RH_HTTP_HEAD ? NULL : "ok\n",
+              NULL, 0);
+        return;
+    }
+    reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
+}
+
+static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
+                  const struct rh_http_field *extra, uint32_t extra_count)
+{
+    struct rh_http_field fields[8];
+    uint32_t n = 0;
+    fields[n++] = (struct rh_http_field){"Content-Type", content_type};
+    fields[n++] = (struct rh_http_field){"Cache-Control", "no-cache"};
+    for (uint32_t i = 0; i < extra_count && n < 8; i++)
+        fields[n++] = extra[i];
+    struct rh_buf *buf = rh_http_response_buf(status, fields, n, body, body ? strlen(body) : 0);
+    rh_conn_send(f->conn, buf);
+    rh_buf_unref(buf);
+}
+
+static void reply_error(struct front_conn *f, int status, const char *reason)
+{
+    uint8_t text[512];
+    ssize_t n = rh_http_error_response(text, sizeof(text), status, reason);
+    if (n > 0) rh_conn_send_copy(f->conn, text, (uint32_t)n);
+    rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
+}
+
+static void idle_restart(struct front_conn *f)
+{
+    struct rh_shard *s = rh_conn_shard(f->conn);
+    rh_timer_schedule(rh_shard_wheel(s), &f->idle, rh_clock_now_ms() + IDLE_TIMEOUT_MS);
+}
+
+static void idle_expired(struct rh_timer *t)
+{
+    struct front_conn *f = (struct front_conn *)((char *)t - offsetof(struct front_conn, idle));
+    rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
+}

@@ -1,0 +1,13 @@
+#pragma once
+/*
+ * shards/front.h - what ringhub does with a connection: every accepted connection starts as
+ * HTTP/1.1 (keep-alive and pipelining), and each request is routed to what serves it. Parsing
+ * is transports/http's; this file decides where requests go and owns the per-connection state.
+ *
+ * Routes so far: GET /healthz. Everything else is answered 404 (or 405 for a known path with
+ * another method); malformed or oversized requests get their 4xx and the connection is closed.
+ */
+#include "shards/shard.h"
+
+/* The connection handler of the ringhub server. */
+const struct rh_conn_handler *rh_front_handler(void);

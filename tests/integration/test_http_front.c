@@ -1,0 +1,233 @@
+/*
+ * tests/integration/test_http_front.c - the real ringhub binary's HTTP front over loopback:
+ * routes and statuses, keep-alive and pipelining, request bodies skipped to reach the next
+ * pipelined request, a request trickled in byte by byte, and malformed or oversized requests
+ * answered with their 4xx and a closed connection (while other connections carry on).
+ * Usage: test_http_front RINGHUB [flags...]
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "tests/harness/check.h"
+
+#define WAIT_MS 10000
+
+static int port;
+
+struct response {
+    int status;
+    char body[256];
+    bool has_close;
+};
+
+static pid_t start_server(char **argv)
+{
+    int pipefd[2];
+    if (pipe(pipefd) == -1) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    FILE *log = fdopen(pipefd[0], "r");
+    char line[512];
+    while (fgets(line, sizeof(line), log)) {
+        fputs(line, stderr);
+        char *at = strstr(line, "listening on 127.0.0.1:");
+        if (at) {
+            port = atoi(at + strlen("listening on 127.0.0.1:"));
+            break;
+        }
+    }
+    /* Keep draining the server's log so it never blocks on a full pipe. */
+    if (fork() == 0) {
+        while (fgets(line, sizeof(line), log))
+            fputs(line, stderr);
+        _exit(0);
+    }
+    fclose(log);
+    return port ? pid : -1;
+}
+
+static int dial(void)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_all(int fd, const char *text, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, text, len);
+        if (n <= 0) return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads everything until EOF (or the deadline); returns the byte count, -1 on timeout. */
+static int read_to_eof(int fd, char *out, size_t cap)
+{
+    size_t have = 0;
+    int64_t deadline = rh_clock_now_ms() + WAIT_MS;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - rh_clock_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0) return -1;
+        ssize_t n = read(fd, out + have, cap - 1 - have);
+        if (n <= 0) break;
+        have += (size_t)n;
+        if (have == cap - 1) break;
+    }
+    out[have] = '\0';
+    return (int)have;
+}
+
+/* Splits @text into responses; returns how many were complete. */
+static int parse_responses(const char *text, struct response *out, int max)
+{
+    int count = 0;
+    while (count < max && strncmp(text, "HTTP/1.1 ", 9) == 0) {
+        struct response *r = &out[count];
+        memset(r, 0, sizeof(*r));
+        r->status = atoi(text + 9);
+        const char *end = strstr(text, "\r\n\r\n");
+        if (!end) break;
+        const char *cl = strstr(text, "Content-Length: ");
+        int body_len = cl && cl < end ? atoi(cl + 16) : 0;
+        const char *conn = strstr(text, "Connection: close");
+        r->has_close = conn && conn < end;
+        end += 4;
+        if ((int)strlen(end) < body_len) break;
+        snprintf(r->body, sizeof(r->body), "%.*s", body_len, end);
+        text = end + body_len;
+        count++;
+    }
+    return count;
+}
+
+/* Sends @request on a new connection, reads to EOF, parses up to @max responses. */
+static int exchange(const char *request, struct response *out, int max)
+{
+    static char text[65536];
+    int fd = dial();
+    if (fd == -1) return -1;
+    send_all(fd, request, strlen(request));
+    int n = read_to_eof(fd, text, sizeof(text));
+    close(fd);
+    return n < 0 ? -1 : parse_responses(text, out, max);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s RINGHUB [flags]\n", argv[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char *server_argv[16] = {argv[1], "--listen", "127.0.0.1", "--port", "0"};
+    int server_argc = 5;
+    for (int i = 2; i < argc && server_argc < 15; i++)
+        server_argv[server_argc++] = argv[i];
+    pid_t pid = start_server(server_argv);
+    REQUIRE(pid > 0);
+    struct response r[4];
+
+    /* A connection held open across all the cases: bad requests elsewhere do not touch it. */
+    int bystander = dial();
+    REQUIRE(bystander != -1);
+
+    CHECK_EQ(exchange("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 200);
+    CHECK(strcmp(r[0].body, "ok\n") == 0);
+
+    CHECK_EQ(exchange("GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 404);
+    CHECK_EQ(exchange("DELETE /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 405);
+
+    /* HTTP/1.0 closes after one response without being asked. */
+    CHECK_EQ(exchange("GET /healthz HTTP/1.0\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 200);
+
+    /* Pipelined, with a Content-Length body and a chunked body to skip in between. */
+    CHECK_EQ(exchange("POST /nowhere HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world"
+                      "POST /nowhere HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                      r, 4),
+             3);
+    CHECK_EQ(r[0].status, 404);
+    CHECK_EQ(r[1].status, 404);
+    CHECK_EQ(r[2].status, 200);
+
+    /* Malformed: 400 and the connection closes even though it asked for keep-alive. */
+    CHECK_EQ(exchange("GET /healthz HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK(r[0].has_close);
+    CHECK_EQ(exchange("GET /healthz HTTP/1.1\r\n\r\n", r, 4), 1); /* no Host */
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 505);
+
+    /* Oversized header block: 431 as soon as the limit passes, without waiting for the end. */
+    static char big[10000];
+    int len = snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: ");
+    memset(big + len, 'a', 9000);
+    big[len + 9000] = '\0';
+    CHECK_EQ(exchange(big, r, 4), 1);
+    CHECK_EQ(r[0].status, 431);
+
+    /* A request trickled in one byte at a time is answered once complete. */
+    int fd = dial();
+    const char *slow = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for (const char *p = slow; *p; p++) {
+        send_all(fd, p, 1);
+        usleep(500);
+    }
+    static char text[4096];
+    CHECK_GT(read_to_eof(fd, text, sizeof(text)), 0);
+    CHECK_EQ(parse_responses(text, r, 4), 1);
+    CHECK_EQ(r[0].status, 200);
+    close(fd);
+
+    /* The bystander still works, on the same keep-alive connection, twice. */
+    for (int i = 0; i < 2; i++) {
+        const char *req = i ? "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                            : "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+        send_all(bystander, req, strlen(req));
+    }
+    CHECK_GT(read_to_eof(bystander, text, sizeof(text)), 0);
+    CHECK_EQ(parse_responses(text, r, 4), 2);
+    CHECK_EQ(r[0].status, 200);
+    CHECK_EQ(r[1].status, 200);
+    close(bystander);
+
+    kill(pid, SIGTERM);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return rh_check_finish();
+}
