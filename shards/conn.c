@@ -15,12 +15,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #define CONN_CHUNK_SHIFT 10
@@ -37,6 +39,9 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res);
 static void conn_consume_sent(struct rh_conn *c, uint32_t sent);
 static void conn_mark_dirty(struct rh_conn *c);
 static void conn_close_now(struct rh_conn *c);
+static void conn_linger(struct rh_conn *c);
+static void linger_expired(struct rh_timer *t);
+static bool conn_is_reading(const struct rh_conn *c);
 static void conn_op_started(struct rh_conn *c);
 static void conn_op_finished(struct rh_conn *c);
 static void conn_free(struct rh_shard *s, struct rh_conn *c);
@@ -47,11 +52,14 @@ void rh_conn_table_init(struct rh_shard *s)
     rh_list_init(&s->dirty);
     rh_list_init(&s->starved);
     rh_list_init(&s->reap);
+    rh_list_init(&s->lingering);
+    rh_timer_init(&s->linger_done, linger_expired);
 }
 
 void rh_conn_table_free(struct rh_shard *s)
 {
     RH_ASSERT(rh_list_is_empty(&s->conns));
+    rh_timer_cancel(&s->linger_done);
     for (uint32_t i = 0; i < s->chunk_count; i++)
         rh_free(s->chunks[i]);
     rh_free(s->chunks);
@@ -133,7 +141,7 @@ void rh_conn_rearm_starved(struct rh_shard *s)
         struct rh_conn *c = rh_list_entry(node, struct rh_conn, aux_link);
         rh_list_unlink(&c->aux_link);
         c->starved = false;
-        if (c->state == RH_CONN_OPEN || c->state == RH_CONN_DRAINING) conn_arm_recv(c);
+        if (conn_is_reading(c)) conn_arm_recv(c);
     }
 }
 
@@ -211,15 +219,15 @@ int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len)
 void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
 {
     RH_ASSERT_OWNED(c);
-    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
-    if (how == RH_CLOSE_AFTER_FLUSH && (c->q_count || c->send)) {
-        if (c->state == RH_CONN_OPEN) {
-            c->state = RH_CONN_DRAINING;
-            c->shard->rt->handler->conn_close(c);
-        }
+    if (!conn_is_reading(c)) return;
+    if (how == RH_CLOSE_NOW) {
+        conn_close_now(c);
         return;
     }
-    conn_close_now(c);
+    if (c->state != RH_CONN_OPEN) return; /* already draining or lingering */
+    c->state = RH_CONN_DRAINING;
+    c->shard->rt->handler->conn_close(c);
+    if (!c->q_count && !c->send) conn_linger(c);
 }
 
 static struct rh_conn *conn_at(struct rh_shard *s, uint32_t slot)
@@ -292,7 +300,7 @@ static void conn_recv_done(struct rh_shard *s, struct rh_conn *c, const struct i
 
     c->recv_armed = false;
     conn_op_finished(c);
-    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
+    if (!conn_is_reading(c)) return;
     if (res > 0 || res == -EINTR || res == -EAGAIN) {
         conn_arm_recv(c);
     } else if (res == -ENOBUFS) {
@@ -419,7 +427,7 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
     if (c->q_count)
         conn_mark_dirty(c); /* sent with whatever else is queued by the end of this turn */
     else if (c->state == RH_CONN_DRAINING)
-        conn_close_now(c);
+        conn_linger(c);
 }
 
 static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
@@ -452,8 +460,9 @@ static void conn_close_now(struct rh_conn *c)
 {
     struct rh_shard *s = c->shard;
     bool was_open = c->state == RH_CONN_OPEN;
-    RH_ASSERT(was_open || c->state == RH_CONN_DRAINING);
+    RH_ASSERT(conn_is_reading(c));
 
+    if (c->state == RH_CONN_LINGERING) rh_list_unlink(&c->dirty_link);
     c->state = RH_CONN_CLOSING;
     if (was_open) s->rt->handler->conn_close(c);
     if (c->dirty) {
@@ -512,4 +521,42 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     c->state = RH_CONN_FREE;
     c->gen = (c->gen + 1) & ((1u << RH_CONN_ID_GEN_BITS) - 1);
     s->free_slots[s->free_count++] = c->slot;
+}
+
+static bool conn_is_reading(const struct rh_conn *c)
+{
+    return c->state == RH_CONN_OPEN || c->state == RH_CONN_DRAINING ||
+           c->state == RH_CONN_LINGERING;
+}
+
+static void conn_linger(struct rh_conn *c)
+{
+    struct rh_shard *s = c->shard;
+    RH_ASSERT(c->state == RH_CONN_DRAINING);
+    RH_ASSERT(!c->dirty && !c->q_count && !c->send);
+    if (!c->recv_armed && !c->starved) {
+        conn_close_now(c); /* nothing would ever tell us the peer is done */
+        return;
+    }
+    c->state = RH_CONN_LINGERING;
+    /* FIN after the reply; the peer reads it, then closes, and our receive sees EOF. */
+    shutdown(c->fd, SHUT_WR);
+    c->linger_until_ms = rh_clock_now_ms() + RH_CONN_LINGER_MS;
+    rh_list_push_back(&s->lingering, &c->dirty_link);
+    if (!rh_timer_is_armed(&s->linger_done))
+        rh_timer_schedule(&s->wheel, &s->linger_done, c->linger_until_ms);
+}
+
+static void linger_expired(struct rh_timer *t)
+{
+    struct rh_shard *s = (struct rh_shard *)((char *)t - offsetof(struct rh_shard, linger_done));
+    int64_t now_ms = rh_clock_now_ms();
+    while (!rh_list_is_empty(&s->lingering)) {
+        struct rh_conn *c = rh_list_entry(s->lingering.next, struct rh_conn, dirty_link);
+        if (c->linger_until_ms > now_ms) {
+            rh_timer_schedule(&s->wheel, t, c->linger_until_ms);
+            return;
+        }
+        conn_close_now(c); /* unlinks it */
+    }
 }

@@ -52,8 +52,12 @@ enum rh_conn_state {
     RH_CONN_FREE,     /* slot unused */
     RH_CONN_OPEN,     /* reading and writing */
     RH_CONN_DRAINING, /* closing after its queue is flushed; input is ignored */
-    RH_CONN_CLOSING,  /* shut down; waiting for its operations' last completions */
-    RH_CONN_REAPING,  /* nothing in flight; freed at the end of the loop turn */
+    /* Everything sent and the write side shut down; input is read and dropped until the peer
+     * closes or RH_CONN_LINGER_MS pass. Closing at once could reset the connection (unread
+     * input makes close(2) send RST) and the peer would lose our last reply. */
+    RH_CONN_LINGERING,
+    RH_CONN_CLOSING, /* shut down; waiting for its operations' last completions */
+    RH_CONN_REAPING, /* nothing in flight; freed at the end of the loop turn */
 };
 
 #define RH_SEND_IOV_MAX 64
@@ -77,7 +81,8 @@ struct rh_conn {
     bool dirty;                /* has queued data and no send in flight; on shard->dirty */
     uint16_t inflight;         /* submitted operations whose last completion is pending */
     struct rh_list link;       /* shard->conns while not FREE */
-    struct rh_list dirty_link; /* shard->dirty while dirty */
+    struct rh_list dirty_link; /* shard->dirty while dirty; shard->lingering while LINGERING
+                                * (a lingering connection has nothing left to send) */
     struct rh_list aux_link;   /* shard->starved while starved, shard->reap while REAPING */
     struct rh_send_op *send;   /* the send in flight, or NULL */
     /* Send queue: ring of buffer references, oldest at head; the first may be partly sent. */
@@ -86,9 +91,12 @@ struct rh_conn {
     uint64_t q_bytes;
     uint8_t *partial; /* input the handler has not consumed yet */
     uint32_t partial_len, partial_cap;
-    uint8_t *recv_buf; /* oldest path only: this connection's own receive buffer */
+    uint8_t *recv_buf;       /* oldest path only: this connection's own receive buffer */
+    int64_t linger_until_ms; /* LINGERING: when to stop waiting for the peer */
     void *app;
 };
+
+#define RH_CONN_LINGER_MS 2000
 
 /* Counters written only by their shard, read by any thread with relaxed loads. */
 struct rh_shard_stats {
@@ -139,6 +147,8 @@ struct rh_shard {
     uint32_t *free_slots;
     uint32_t free_count, slot_count;
     struct rh_list conns, dirty, starved, reap;
+    struct rh_list lingering;    /* oldest first: all linger for the same time */
+    struct rh_timer linger_done; /* armed for the oldest lingering connection */
     struct rh_send_op *free_send_ops;
 
     void *app;
