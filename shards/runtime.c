@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,7 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 static uint32_t usable_cpus(int *cpus, uint32_t cpus_max);
@@ -116,6 +118,31 @@ int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *han
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return err;
+}
+
+int rh_runtime_main(int argc, char **argv, const struct rh_conn_handler *handler)
+{
+    struct rh_cfg cfg;
+    char err_text[256];
+    rh_cfg_defaults(&cfg);
+    int rc = rh_cfg_parse_args(&cfg, argc, argv, err_text, sizeof(err_text));
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "%s: %s (see --help)\n", argv[0], err_text);
+        rh_cfg_free(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    rh_log_set_level(cfg.log_level);
+    rh_hash_seed_random();
+
+    int err = rh_runtime_serve(&cfg, handler);
+    rh_cfg_free(&cfg);
+    if (err) return 1;
+    int64_t leaked = rh_alloc_live_bytes();
+    if (leaked) {
+        rh_log_error("runtime", "%lld bytes still allocated at exit", (long long)leaked);
+        return 3;
+    }
+    return 0;
 }
 
 uint16_t rh_runtime_port(const struct rh_runtime *rt)

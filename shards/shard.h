@@ -72,6 +72,11 @@ struct rh_conn_handler {
  * block the signals the shards must not take before calling it. */
 int rh_runtime_start(struct rh_runtime **rt, const struct rh_cfg *cfg,
                      const struct rh_conn_handler *handler);
+/* The whole life of a server process: parses @argv into a configuration, seeds hashing,
+ * serves with @handler until SIGINT or SIGTERM, frees everything. Returns the exit status: 0,
+ * 2 for bad flags (after saying why), 1 when the runtime could not start, and 3 when memory
+ * was still allocated at exit (a leak is a bug; tests rely on this status to catch one). */
+int rh_runtime_main(int argc, char **argv, const struct rh_conn_handler *handler);
 /* Starts the runtime, serves until SIGINT or SIGTERM, stops it and frees it. Returns 0, or
  * the error of rh_runtime_start. Main thread, before any other thread exists. */
 int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *handler);

@@ -10,17 +10,13 @@
  *   QUIT            the sender gets "BYE\n", then the server closes the connection
  *   anything else   the connection is closed at once
  *
- * At exit it checks that everything allocated through core/alloc was freed (exit 3 if not).
+ * Exit status 3 means memory was still allocated at exit (rh_runtime_main checks).
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "core/alloc.h"
-#include "core/cfg.h"
-#include "core/hash.h"
-#include "core/log.h"
 #include "shards/shard.h"
 
 #define LINE_MAX_BYTES 4096
@@ -73,28 +69,8 @@ static const struct rh_conn_handler line_handler = {
 
 int main(int argc, char **argv)
 {
-    struct rh_cfg cfg;
-    char err_text[256];
-    rh_cfg_defaults(&cfg);
-    int rc = rh_cfg_parse_args(&cfg, argc, argv, err_text, sizeof(err_text));
-    if (rc != 0) {
-        if (rc < 0) fprintf(stderr, "rt_server: %s\n", err_text);
-        rh_cfg_free(&cfg);
-        return rc < 0 ? 2 : 0;
-    }
-    rh_log_set_level(cfg.log_level);
-    rh_hash_seed_random();
-    int err = rh_runtime_serve(&cfg, &line_handler);
-    rh_cfg_free(&cfg);
-    if (err) return 1;
-    int64_t leaked = rh_alloc_live_bytes();
-    if (leaked) {
-        fprintf(stderr, "rt_server: %lld bytes still allocated at exit\n", (long long)leaked);
-        return 3;
-    }
-    return 0;
+    return rh_runtime_main(argc, argv, &line_handler);
 }
-
 static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
 {
     size_t used = 0;

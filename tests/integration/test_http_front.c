@@ -5,20 +5,16 @@
  * answered with their 4xx and a closed connection (while other connections carry on).
  * Usage: test_http_front RINGHUB [flags...]
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "tests/harness/check.h"
+#include "tests/harness/server.h"
 
 #define WAIT_MS 10000
 
@@ -30,51 +26,9 @@ struct response {
     bool has_close;
 };
 
-static pid_t start_server(char **argv)
-{
-    int pipefd[2];
-    if (pipe(pipefd) == -1) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    FILE *log = fdopen(pipefd[0], "r");
-    char line[512];
-    while (fgets(line, sizeof(line), log)) {
-        fputs(line, stderr);
-        char *at = strstr(line, "listening on 127.0.0.1:");
-        if (at) {
-            port = atoi(at + strlen("listening on 127.0.0.1:"));
-            break;
-        }
-    }
-    /* Keep draining the server's log so it never blocks on a full pipe. */
-    if (fork() == 0) {
-        while (fgets(line, sizeof(line), log))
-            fputs(line, stderr);
-        _exit(0);
-    }
-    fclose(log);
-    return port ? pid : -1;
-}
-
 static int dial(void)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return rh_test_dial(port);
 }
 
 static void send_all(int fd, const char *text, size_t len)
@@ -147,12 +101,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    char *server_argv[16] = {argv[1], "--listen", "127.0.0.1", "--port", "0"};
-    int server_argc = 5;
-    for (int i = 2; i < argc && server_argc < 15; i++)
-        server_argv[server_argc++] = argv[i];
-    pid_t pid = start_server(server_argv);
-    REQUIRE(pid > 0);
+    struct rh_test_server srv;
+    REQUIRE(rh_test_server_start(&srv, argv + 1) == 0);
+    port = srv.port;
     struct response r[4];
 
     /* A connection held open across all the cases: bad requests elsewhere do not touch it. */
@@ -225,9 +176,7 @@ int main(int argc, char **argv)
     CHECK_EQ(r[1].status, 200);
     close(bystander);
 
-    kill(pid, SIGTERM);
-    int status = -1;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* 0 only if the server stopped in time and freed everything it allocated. */
+    CHECK_EQ(rh_test_server_stop(&srv, WAIT_MS), 0);
     return rh_check_finish();
 }

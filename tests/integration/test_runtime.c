@@ -11,24 +11,19 @@
  *     LeakSanitizer agrees).
  * Usage: test_runtime RT_SERVER [server flags...]
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "tests/harness/check.h"
+#include "tests/harness/server.h"
 
 #define CLIENTS    1000
 #define SHARDS_MAX 64
@@ -42,55 +37,11 @@ struct client {
 };
 
 static struct client clients[CLIENTS];
-static _Atomic int server_port;
-
-static void *forward_stderr(void *arg)
-{
-    FILE *in = fdopen((int)(intptr_t)arg, "r");
-    char line[1024];
-    while (fgets(line, sizeof(line), in)) {
-        fputs(line, stderr);
-        char *at = strstr(line, "listening on 127.0.0.1:");
-        if (at) atomic_store(&server_port, atoi(at + strlen("listening on 127.0.0.1:")));
-    }
-    fclose(in);
-    return NULL;
-}
-
-static pid_t start_server(char **argv, pthread_t *reader)
-{
-    int pipefd[2];
-    if (pipe(pipefd) == -1) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execv(argv[0], argv);
-        perror("execv");
-        _exit(127);
-    }
-    close(pipefd[1]);
-    pthread_create(reader, NULL, forward_stderr, (void *)(intptr_t)pipefd[0]);
-    int64_t deadline = rh_clock_now_ms() + WAIT_MS;
-    while (!atomic_load(&server_port) && rh_clock_now_ms() < deadline) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
-        usleep(10000);
-    }
-    return atomic_load(&server_port) ? pid : -1;
-}
+static int server_port;
 
 static int connect_one(void)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atomic_load(&server_port))};
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1) return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return rh_test_dial(server_port);
 }
 
 /* Reads one line into @out (without '\n'). Returns its length, 0 on EOF, -1 on timeout. */
@@ -202,14 +153,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    char *server_argv[32] = {argv[1], "--listen", "127.0.0.1", "--port", "0"};
-    int server_argc = 5;
-    for (int i = 2; i < argc && server_argc < 31; i++)
-        server_argv[server_argc++] = argv[i];
-
-    pthread_t reader;
-    pid_t pid = start_server(server_argv, &reader);
-    REQUIRE(pid > 0);
+    struct rh_test_server srv;
+    REQUIRE(rh_test_server_start(&srv, argv + 1) == 0);
+    server_port = srv.port;
 
     /* 1. Connections spread over every shard. */
     int per_shard[SHARDS_MAX] = {0};
@@ -276,19 +222,8 @@ int main(int argc, char **argv)
             static const char line[] = "BCAST load-load-load-load-load-load-load-load\n";
             if (write(clients[w].fd, line, sizeof(line) - 1) < 0 && errno != EAGAIN) break;
         }
-    kill(pid, SIGTERM);
-
-    int status = -1;
-    int64_t deadline = rh_clock_now_ms() + WAIT_MS;
-    while (waitpid(pid, &status, WNOHANG) == 0 && rh_clock_now_ms() < deadline)
-        usleep(10000);
-    if (rh_clock_now_ms() >= deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        CHECK(!"server did not stop within the deadline");
-    }
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+    /* 0 only if the server stopped in time and freed everything it allocated. */
+    CHECK_EQ(rh_test_server_stop(&srv, WAIT_MS), 0);
 
     int eofs = 0;
     for (int i = 0; i < 200; i++) {
@@ -298,6 +233,5 @@ int main(int argc, char **argv)
     }
     CHECK_EQ(eofs, 200);
     close(clients[CLIENTS - 1].fd);
-    pthread_join(reader, NULL);
     return rh_check_finish();
 }
