@@ -130,7 +130,7 @@ void rh_conn_flush_dirty(struct rh_shard *s)
         struct rh_conn *c = rh_list_entry(node, struct rh_conn, dirty_link);
         rh_list_unlink(&c->dirty_link);
         c->dirty = false;
-        if (c->q_count && !c->send) conn_start_send(c);
+        if (c->q.count && !c->send) conn_start_send(c);
     }
 }
 
@@ -191,17 +191,7 @@ int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
 {
     RH_ASSERT_OWNED(c);
     if (c->state != RH_CONN_OPEN) return -EPIPE;
-    if (c->q_count == c->q_cap) {
-        uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
-        struct rh_buf **q = rh_alloc(cap * sizeof(*q));
-        for (uint32_t i = 0; i < c->q_count; i++)
-            q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
-        rh_free(c->q);
-        c->q = q;
-        c->q_cap = cap;
-        c->q_head = 0;
-    }
-    c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = rh_buf_ref(buf);
+    rh_fifo_push(&c->q, rh_buf_ref(buf));
     c->q_bytes += buf->len;
     if (!c->send) conn_mark_dirty(c);
     return 0;
@@ -227,7 +217,7 @@ void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
     if (c->state != RH_CONN_OPEN) return; /* already draining or lingering */
     c->state = RH_CONN_DRAINING;
     c->shard->rt->handler->conn_close(c);
-    if (!c->q_count && !c->send) conn_linger(c);
+    if (!c->q.count && !c->send) conn_linger(c);
 }
 
 static struct rh_conn *conn_at(struct rh_shard *s, uint32_t slot)
@@ -383,9 +373,9 @@ static void conn_start_send(struct rh_conn *c)
     else
         op = rh_alloc(sizeof(*op));
 
-    uint32_t n = c->q_count < RH_SEND_IOV_MAX ? c->q_count : RH_SEND_IOV_MAX;
+    uint32_t n = c->q.count < RH_SEND_IOV_MAX ? c->q.count : RH_SEND_IOV_MAX;
     for (uint32_t i = 0; i < n; i++) {
-        struct rh_buf *buf = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        struct rh_buf *buf = rh_fifo_at(&c->q, i);
         uint32_t skip = i == 0 ? c->q_head_sent : 0;
         op->iov[i].iov_base = buf->data + skip;
         op->iov[i].iov_len = buf->len - skip;
@@ -424,7 +414,7 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
     }
     rh_stat_add(&s->stats.bytes_out, (uint64_t)res);
     conn_consume_sent(c, (uint32_t)res);
-    if (c->q_count)
+    if (c->q.count)
         conn_mark_dirty(c); /* sent with whatever else is queued by the end of this turn */
     else if (c->state == RH_CONN_DRAINING)
         conn_linger(c);
@@ -434,8 +424,8 @@ static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
 {
     c->q_bytes -= sent;
     while (sent) {
-        RH_ASSERT(c->q_count > 0);
-        struct rh_buf *buf = c->q[c->q_head];
+        RH_ASSERT(c->q.count > 0);
+        struct rh_buf *buf = rh_fifo_at(&c->q, 0);
         uint32_t left = buf->len - c->q_head_sent;
         if (sent < left) {
             c->q_head_sent += sent;
@@ -443,8 +433,7 @@ static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
         }
         sent -= left;
         rh_buf_unref(buf);
-        c->q_head = (c->q_head + 1) & (c->q_cap - 1);
-        c->q_count--;
+        rh_fifo_drop(&c->q, 1);
         c->q_head_sent = 0;
     }
 }
@@ -508,12 +497,12 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     rh_list_unlink(&c->aux_link);
     rh_list_unlink(&c->link);
     close(c->fd);
-    for (uint32_t i = 0; i < c->q_count; i++)
-        rh_buf_unref(c->q[(c->q_head + i) & (c->q_cap - 1)]);
-    rh_free(c->q);
+    struct rh_buf *queued;
+    while ((queued = rh_fifo_pop(&c->q)))
+        rh_buf_unref(queued);
+    rh_fifo_free(&c->q);
     rh_free(c->partial);
     rh_free(c->recv_buf);
-    c->q = NULL;
     c->partial = NULL;
     c->recv_buf = NULL;
     c->app = NULL;
@@ -533,7 +522,7 @@ static void conn_linger(struct rh_conn *c)
 {
     struct rh_shard *s = c->shard;
     RH_ASSERT(c->state == RH_CONN_DRAINING);
-    RH_ASSERT(!c->dirty && !c->q_count && !c->send);
+    RH_ASSERT(!c->dirty && !c->q.count && !c->send);
     if (!c->recv_armed && !c->starved) {
         conn_close_now(c); /* nothing would ever tell us the peer is done */
         return;

@@ -51,9 +51,8 @@ static void deliver(struct rh_shard *s, struct rh_blob *b);
 static void flush_outbound(struct rh_shard *s);
 static bool inbound_is_empty(struct rh_shard *s);
 static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms);
-static void outbox_push(struct rh_outbox *o, struct rh_blob *b);
-static void outbox_flush(struct rh_outbox *o, struct rh_spsc *ring);
-static void outbox_drop_all(struct rh_outbox *o);
+static void outbox_flush(struct rh_fifo *o, struct rh_spsc *ring);
+static void outbox_drop_all(struct rh_fifo *o);
 
 void *rh_shard_main(void *arg)
 {
@@ -141,10 +140,10 @@ void rh_shard_post(struct rh_shard *s, uint32_t dst_idx, struct rh_blob *b)
     RH_ASSERT(dst_idx < s->rt->shard_count);
     b->origin_shard = (uint16_t)s->idx;
     if (dst_idx == s->idx) {
-        outbox_push(&s->self_queue, b);
+        rh_fifo_push(&s->self_queue, b);
         return;
     }
-    outbox_push(&s->outbox[dst_idx], b);
+    rh_fifo_push(&s->outbox[dst_idx], b);
     s->outbox_pending |= 1ull << dst_idx;
 }
 
@@ -392,12 +391,9 @@ static void drain_inbound(struct rh_shard *s)
     }
     /* Blobs posted to ourselves, including those posted while delivering the ones above. */
     uint32_t budget = INBOUND_BUDGET;
-    while (s->self_queue.count && budget--) {
-        struct rh_blob *b = s->self_queue.items[s->self_queue.head];
-        s->self_queue.head = (s->self_queue.head + 1) & (s->self_queue.cap - 1);
-        s->self_queue.count--;
+    struct rh_blob *b;
+    while (budget-- && (b = rh_fifo_pop(&s->self_queue)))
         deliver(s, b);
-    }
 }
 
 static void deliver(struct rh_shard *s, struct rh_blob *b)
@@ -413,7 +409,7 @@ static void flush_outbound(struct rh_shard *s)
     while (pending) {
         uint32_t j = (uint32_t)__builtin_ctzll(pending);
         pending &= pending - 1;
-        struct rh_outbox *o = &s->outbox[j];
+        struct rh_fifo *o = &s->outbox[j];
         uint32_t before = o->count;
         outbox_flush(o, s->out[j]);
         if (o->count) {
@@ -445,41 +441,21 @@ static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms)
     return timeout > 0 ? timeout : 0;
 }
 
-static void outbox_push(struct rh_outbox *o, struct rh_blob *b)
-{
-    if (o->count == o->cap) {
-        uint32_t cap = o->cap ? o->cap * 2 : 16;
-        struct rh_blob **items = rh_alloc(cap * sizeof(*items));
-        for (uint32_t i = 0; i < o->count; i++)
-            items[i] = o->items[(o->head + i) & (o->cap - 1)];
-        rh_free(o->items);
-        o->items = items;
-        o->cap = cap;
-        o->head = 0;
-    }
-    o->items[(o->head + o->count++) & (o->cap - 1)] = b;
-}
-
 /* Pushes what fits, in order, in at most two batches (the outbox may wrap). */
-static void outbox_flush(struct rh_outbox *o, struct rh_spsc *ring)
+static void outbox_flush(struct rh_fifo *o, struct rh_spsc *ring)
 {
     while (o->count) {
-        uint32_t run = o->cap - o->head < o->count ? o->cap - o->head : o->count;
-        uint32_t pushed = rh_spsc_push_n(ring, (void *const *)&o->items[o->head], run);
-        o->head = (o->head + pushed) & (o->cap - 1);
-        o->count -= pushed;
+        uint32_t run = rh_fifo_contiguous(o);
+        uint32_t pushed = rh_spsc_push_n(ring, &o->items[o->head], run);
+        rh_fifo_drop(o, pushed);
         if (pushed < run) return;
     }
 }
 
-static void outbox_drop_all(struct rh_outbox *o)
+static void outbox_drop_all(struct rh_fifo *o)
 {
-    while (o->count) {
-        rh_blob_unref(o->items[o->head]);
-        o->head = (o->head + 1) & (o->cap - 1);
-        o->count--;
-    }
-    rh_free(o->items);
-    o->items = NULL;
-    o->cap = 0;
+    struct rh_blob *b;
+    while ((b = rh_fifo_pop(o)))
+        rh_blob_unref(b);
+    rh_fifo_free(o);
 }

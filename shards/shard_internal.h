@@ -10,6 +10,7 @@
 #include <liburing.h>
 
 #include "core/assert.h"
+#include "core/fifo.h"
 #include "core/list.h"
 #include "core/spsc.h"
 #include "core/timer.h"
@@ -85,9 +86,9 @@ struct rh_conn {
                                 * (a lingering connection has nothing left to send) */
     struct rh_list aux_link;   /* shard->starved while starved, shard->reap while REAPING */
     struct rh_send_op *send;   /* the send in flight, or NULL */
-    /* Send queue: ring of buffer references, oldest at head; the first may be partly sent. */
-    struct rh_buf **q;
-    uint32_t q_head, q_count, q_cap, q_head_sent;
+    /* Send queue: references to struct rh_buf, oldest first; the first may be partly sent. */
+    struct rh_fifo q;
+    uint32_t q_head_sent; /* bytes of the oldest buffer already sent */
     uint64_t q_bytes;
     uint8_t *partial; /* input the handler has not consumed yet */
     uint32_t partial_len, partial_cap;
@@ -103,13 +104,6 @@ struct rh_shard_stats {
     _Atomic uint64_t conns_live, conns_accepted, conns_closed, conns_rejected;
     _Atomic uint64_t conn_ops_inflight, bytes_in, bytes_out, blobs_in;
     _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full;
-};
-
-/* Blobs posted to one shard and not yet in its ring, oldest first: everything posted in a
- * loop turn, plus what did not fit while the ring was full. */
-struct rh_outbox {
-    struct rh_blob **items;
-    uint32_t head, count, cap;
 };
 
 struct rh_shard {
@@ -135,11 +129,13 @@ struct rh_shard {
     struct rh_uring_bufs bufs;
     uint32_t conns_max;
 
-    struct rh_spsc **in;         /* in[j]: ring from shard j to this one (NULL for j == idx) */
-    struct rh_spsc **out;        /* out[j]: ring from this shard to shard j */
-    struct rh_outbox *outbox;    /* outbox[j]: blobs for shard j, pushed at the end of the turn */
-    uint64_t outbox_pending;     /* bit j: outbox[j] is not empty */
-    struct rh_outbox self_queue; /* blobs this shard posted to itself */
+    struct rh_spsc **in;  /* in[j]: ring from shard j to this one (NULL for j == idx) */
+    struct rh_spsc **out; /* out[j]: ring from this shard to shard j */
+    /* outbox[j]: blobs posted to shard j and not yet in its ring, oldest first: what was posted
+     * this turn (pushed at its end), plus what did not fit while the ring was full. */
+    struct rh_fifo *outbox;
+    uint64_t outbox_pending;   /* bit j: outbox[j] is not empty */
+    struct rh_fifo self_queue; /* blobs this shard posted to itself */
 
     /* Connection table: slots in chunks so connections never move. */
     struct rh_conn **chunks;
