@@ -16,7 +16,7 @@ struct rh_blob *rh_blob_new(uint16_t kind, uint32_t refs, const void *data, uint
     blob->origin_shard = 0;
     blob->arg = 0;
     blob->len = len;
-    if (len) memcpy(blob->data, data, len);
+    if (len && data) memcpy(blob->data, data, len);
     return blob;
 }
 

@@ -24,7 +24,8 @@ struct rh_blob {
 };
 
 /* A blob of @kind holding a copy of @len bytes at @data, with @refs references (one for each
- * receiver the caller will hand it to; >= 1). @data may be NULL when @len is 0. */
+ * receiver the caller will hand it to; >= 1). With @data NULL the payload is left for the
+ * caller to fill before the blob is first pushed. */
 struct rh_blob *rh_blob_new(uint16_t kind, uint32_t refs, const void *data, uint32_t len);
 /* Frees @blob; only rh_blob_unref calls this. */
 void rh_blob_free(struct rh_blob *blob);

@@ -30,6 +30,9 @@
 
 static struct rh_conn *conn_at(struct rh_shard *s, uint32_t slot);
 static struct rh_conn *conn_alloc(struct rh_shard *s);
+static struct rh_conn *conn_setup(struct rh_shard *s, int fd);
+static void conn_handoff_maybe(struct rh_conn *c);
+static bool conn_is_live(const struct rh_conn *c);
 static void conn_arm_recv(struct rh_conn *c);
 static void conn_recv_done(struct rh_shard *s, struct rh_conn *c, const struct io_uring_cqe *cqe);
 static void conn_input(struct rh_conn *c, const uint8_t *data, uint32_t len);
@@ -73,34 +76,56 @@ void rh_conn_table_free(struct rh_shard *s)
 
 void rh_conn_accepted(struct rh_shard *s, int fd)
 {
-    if (s->stopping ||
-        atomic_load_explicit(&s->stats.conns_live, memory_order_relaxed) >= s->conns_max) {
-        close(fd);
-        rh_stat_add(&s->stats.conns_rejected, 1);
-        if (!s->stopping)
-            rh_log_limited(RH_LOG_WARN, "conn",
-                           "connection refused: this shard holds its limit of %u connections "
-                           "(--max-conns over %u shards)",
-                           s->conns_max, s->rt->shard_count);
-        return;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-    struct rh_conn *c = conn_alloc(s);
-    c->fd = fd;
-    c->state = RH_CONN_OPEN;
-    c->id = ((uint64_t)s->rt->cfg->node_id
-             << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
-            ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
-            ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
-    rh_list_push_back(&s->conns, &c->link);
-    rh_stat_add(&s->stats.conns_live, 1);
+    struct rh_conn *c = conn_setup(s, fd);
+    if (!c) return;
     rh_stat_add(&s->stats.conns_accepted, 1);
-
-    if (!s->caps.buf_ring) c->recv_buf = rh_alloc(s->rt->cfg->recv_buf_size);
-    conn_arm_recv(c);
     s->rt->handler->conn_open(c);
+}
+
+void rh_conn_adopt(struct rh_shard *s, struct rh_blob *b)
+{
+    uint32_t app_len;
+    RH_ASSERT(b->len >= sizeof(app_len));
+    memcpy(&app_len, b->data, sizeof(app_len));
+    RH_ASSERT(app_len <= b->len - sizeof(app_len));
+    const uint8_t *app = b->data + sizeof(app_len);
+    const uint8_t *input = app + app_len;
+    uint32_t input_len = b->len - (uint32_t)sizeof(app_len) - app_len;
+
+    struct rh_conn *c = conn_setup(s, (int)b->arg);
+    if (!c) return;
+    const struct rh_conn_handler *h = s->rt->handler;
+    if (h->conn_adopt)
+        h->conn_adopt(c, app, app_len);
+    else
+        h->conn_open(c);
+    if (input_len) conn_input(c, input, input_len);
+}
+
+int rh_conn_handoff(struct rh_conn *c, uint32_t dst_idx, const void *data, uint32_t len)
+{
+    RH_ASSERT_OWNED(c);
+    struct rh_shard *s = c->shard;
+    if (dst_idx >= s->rt->shard_count || dst_idx == s->idx) return -EINVAL;
+    if (c->state != RH_CONN_OPEN) return -EPIPE;
+
+    c->state = RH_CONN_HANDOFF;
+    c->handoff_dst = (uint8_t)dst_idx;
+    c->handoff = rh_blob_new(RH_BLOB_ADOPT, 1, data, len);
+    s->rt->handler->conn_close(c);
+    if (c->starved) {
+        rh_list_unlink(&c->aux_link);
+        c->starved = false;
+    }
+    if (c->recv_armed) {
+        /* Its last completion, -ECANCELED (or data that raced the cancel, which is kept),
+         * brings the in-flight count down and lets the move go on. */
+        struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+        io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_RECV, c->gen, c->slot), 0);
+        io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
+    }
+    conn_handoff_maybe(c);
+    return 0;
 }
 
 void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe)
@@ -209,7 +234,7 @@ int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len)
 void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
 {
     RH_ASSERT_OWNED(c);
-    if (!conn_is_reading(c)) return;
+    if (!conn_is_live(c)) return;
     if (how == RH_CLOSE_NOW) {
         conn_close_now(c);
         return;
@@ -250,6 +275,38 @@ static struct rh_conn *conn_alloc(struct rh_shard *s)
     rh_list_init(&c->link);
     rh_list_init(&c->dirty_link);
     rh_list_init(&c->aux_link);
+    return c;
+}
+
+/* A connection for socket @fd (accepted or adopted), open and reading; NULL (the socket
+ * closed) when the shard is stopping or full. */
+static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
+{
+    if (s->stopping ||
+        atomic_load_explicit(&s->stats.conns_live, memory_order_relaxed) >= s->conns_max) {
+        close(fd);
+        rh_stat_add(&s->stats.conns_rejected, 1);
+        if (!s->stopping)
+            rh_log_limited(RH_LOG_WARN, "conn",
+                           "connection refused: this shard holds its limit of %u connections "
+                           "(--max-conns over %u shards)",
+                           s->conns_max, s->rt->shard_count);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    struct rh_conn *c = conn_alloc(s);
+    c->fd = fd;
+    c->state = RH_CONN_OPEN;
+    c->id = ((uint64_t)s->rt->cfg->node_id
+             << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
+            ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
+            ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
+    rh_list_push_back(&s->conns, &c->link);
+    rh_stat_add(&s->stats.conns_live, 1);
+    if (!s->caps.buf_ring) c->recv_buf = rh_alloc(s->rt->cfg->recv_buf_size);
+    conn_arm_recv(c);
     return c;
 }
 
@@ -313,6 +370,10 @@ static void conn_recv_done(struct rh_shard *s, struct rh_conn *c, const struct i
 
 static void conn_input(struct rh_conn *c, const uint8_t *data, uint32_t len)
 {
+    if (c->state == RH_CONN_HANDOFF) {
+        conn_keep_input(c, data, len); /* for the shard it moves to */
+        return;
+    }
     if (c->state != RH_CONN_OPEN) return;
     const struct rh_conn_handler *h = c->shard->rt->handler;
 
@@ -320,7 +381,8 @@ static void conn_input(struct rh_conn *c, const uint8_t *data, uint32_t len)
         ssize_t used = h->conn_recv(c, data, len);
         if (used < 0) {
             conn_close_now(c);
-        } else if ((uint32_t)used < len && c->state == RH_CONN_OPEN) {
+        } else if ((uint32_t)used < len &&
+                   (c->state == RH_CONN_OPEN || c->state == RH_CONN_HANDOFF)) {
             conn_keep_input(c, data + used, len - (uint32_t)used);
         }
         return;
@@ -400,7 +462,8 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
     s->free_send_ops = op;
     conn_op_finished(c);
 
-    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING) return;
+    if (c->state != RH_CONN_OPEN && c->state != RH_CONN_DRAINING && c->state != RH_CONN_HANDOFF)
+        return;
     if (res == -EINTR || res == -EAGAIN) {
         conn_mark_dirty(c);
         return;
@@ -418,6 +481,8 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
         conn_mark_dirty(c); /* sent with whatever else is queued by the end of this turn */
     else if (c->state == RH_CONN_DRAINING)
         conn_linger(c);
+    else if (c->state == RH_CONN_HANDOFF)
+        conn_handoff_maybe(c);
 }
 
 static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
@@ -449,9 +514,10 @@ static void conn_close_now(struct rh_conn *c)
 {
     struct rh_shard *s = c->shard;
     bool was_open = c->state == RH_CONN_OPEN;
-    RH_ASSERT(conn_is_reading(c));
+    RH_ASSERT(conn_is_live(c));
 
     if (c->state == RH_CONN_LINGERING) rh_list_unlink(&c->dirty_link);
+    if (c->state == RH_CONN_HANDOFF) rh_blob_unref(c->handoff);
     c->state = RH_CONN_CLOSING;
     if (was_open) s->rt->handler->conn_close(c);
     if (c->dirty) {
@@ -487,6 +553,8 @@ static void conn_op_finished(struct rh_conn *c)
     if (!c->inflight && c->state == RH_CONN_CLOSING) {
         c->state = RH_CONN_REAPING;
         rh_list_push_back(&c->shard->reap, &c->aux_link);
+    } else if (!c->inflight && c->state == RH_CONN_HANDOFF) {
+        conn_handoff_maybe(c);
     }
 }
 
@@ -496,7 +564,7 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     RH_ASSERT(!c->inflight && !c->send);
     rh_list_unlink(&c->aux_link);
     rh_list_unlink(&c->link);
-    close(c->fd);
+    if (c->fd != -1) close(c->fd); /* -1: the socket moved to another shard */
     struct rh_buf *queued;
     while ((queued = rh_fifo_pop(&c->q)))
         rh_buf_unref(queued);
@@ -510,6 +578,36 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     c->state = RH_CONN_FREE;
     c->gen = (c->gen + 1) & ((1u << RH_CONN_ID_GEN_BITS) - 1);
     s->free_slots[s->free_count++] = c->slot;
+}
+
+/* Not closing yet: the connection still holds its socket. */
+static bool conn_is_live(const struct rh_conn *c)
+{
+    return conn_is_reading(c) || c->state == RH_CONN_HANDOFF;
+}
+
+/* Once a moving connection has nothing queued and nothing in flight, its socket, the
+ * handler's data and the input kept meanwhile go to the new shard in one blob. */
+static void conn_handoff_maybe(struct rh_conn *c)
+{
+    if (c->state != RH_CONN_HANDOFF || c->inflight || c->q.count || c->send) return;
+    struct rh_shard *s = c->shard;
+    struct rh_blob *app = c->handoff;
+    uint32_t app_len = app->len;
+    struct rh_blob *b =
+        rh_blob_new(RH_BLOB_ADOPT, 1, NULL, (uint32_t)sizeof(app_len) + app_len + c->partial_len);
+    memcpy(b->data, &app_len, sizeof(app_len));
+    memcpy(b->data + sizeof(app_len), app->data, app_len);
+    if (c->partial_len) memcpy(b->data + sizeof(app_len) + app_len, c->partial, c->partial_len);
+    rh_blob_unref(app);
+    b->arg = (uint64_t)c->fd;
+    c->fd = -1;
+    rh_shard_post(s, c->handoff_dst, b);
+
+    rh_stat_sub(&s->stats.conns_live, 1);
+    rh_stat_add(&s->stats.conns_moved, 1);
+    c->state = RH_CONN_REAPING;
+    rh_list_push_back(&s->reap, &c->aux_link);
 }
 
 static bool conn_is_reading(const struct rh_conn *c)

@@ -169,12 +169,14 @@ void rh_runtime_join(struct rh_runtime *rt)
     struct rh_runtime_stats st;
     rh_runtime_stats(rt, &st);
     rh_log_info("runtime",
-                "stopped: %llu connections served (%llu refused), %llu bytes in, %llu out, %llu "
+                "stopped: %llu connections served (%llu refused, %llu moved), %llu bytes in, %llu "
+                "out, %llu "
                 "blobs, %llu wake-ups, %llu full-ring turns, %llu receive-buffer shortages",
                 (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_rejected,
-                (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
-                (unsigned long long)st.blobs_in, (unsigned long long)st.wakes_sent,
-                (unsigned long long)st.ring_full, (unsigned long long)st.recv_enobufs);
+                (unsigned long long)st.conns_moved, (unsigned long long)st.bytes_in,
+                (unsigned long long)st.bytes_out, (unsigned long long)st.blobs_in,
+                (unsigned long long)st.wakes_sent, (unsigned long long)st.ring_full,
+                (unsigned long long)st.recv_enobufs);
     pthread_barrier_destroy(&rt->start_barrier);
     free_shards(rt);
     rh_free(rt);
@@ -198,6 +200,7 @@ void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out)
         SUM(wakes_received);
         SUM(recv_enobufs);
         SUM(ring_full);
+        SUM(conns_moved);
 #undef SUM
     }
 }
@@ -301,7 +304,7 @@ static void free_shards(struct rh_runtime *rt)
             if (!s->in[j]) continue;
             struct rh_blob *b;
             while ((b = rh_spsc_pop(s->in[j])))
-                rh_blob_unref(b);
+                rh_shard_blob_discard(b);
         }
     }
     for (uint32_t i = 0; i < n; i++) {

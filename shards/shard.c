@@ -399,7 +399,16 @@ static void drain_inbound(struct rh_shard *s)
 static void deliver(struct rh_shard *s, struct rh_blob *b)
 {
     rh_stat_add(&s->stats.blobs_in, 1);
-    if (s->rt->handler->blob) s->rt->handler->blob(s, b);
+    if (b->kind == RH_BLOB_ADOPT)
+        rh_conn_adopt(s, b);
+    else if (s->rt->handler->blob)
+        s->rt->handler->blob(s, b);
+    rh_blob_unref(b);
+}
+
+void rh_shard_blob_discard(struct rh_blob *b)
+{
+    if (b->kind == RH_BLOB_ADOPT) close((int)b->arg);
     rh_blob_unref(b);
 }
 
@@ -456,6 +465,6 @@ static void outbox_drop_all(struct rh_fifo *o)
 {
     struct rh_blob *b;
     while ((b = rh_fifo_pop(o)))
-        rh_blob_unref(b);
+        rh_shard_blob_discard(b);
     rh_fifo_free(o);
 }

@@ -57,7 +57,12 @@ struct rh_conn_handler {
      * front of what arrives next (at most RH_CONN_PARTIAL_MAX bytes are kept). A negative
      * errno closes the connection at once. */
     ssize_t (*conn_recv)(struct rh_conn *c, const uint8_t *data, size_t len);
-    /* The connection is closing (either side). Called once; nothing more is sent. */
+    /* A connection another shard handed over (rh_conn_handoff) arrived here with the
+     * @data the sender attached; called instead of conn_open. May be NULL if nothing hands
+     * connections over. */
+    void (*conn_adopt)(struct rh_conn *c, const uint8_t *data, size_t len);
+    /* The connection is closing (either side), or moving to another shard. Called once;
+     * nothing more is sent from this shard. */
     void (*conn_close)(struct rh_conn *c);
     /* A blob posted by a shard (this one or another). The runtime drops the reference the
      * post took after this returns. */
@@ -103,6 +108,7 @@ struct rh_runtime_stats {
     uint64_t wakes_received;
     uint64_t recv_enobufs;
     uint64_t ring_full;
+    uint64_t conns_moved; /* handed over to another shard */
 };
 /* Any thread. */
 void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
@@ -141,6 +147,14 @@ bool rh_conn_is_open(const struct rh_conn *c);
 int rh_conn_send(struct rh_conn *c, struct rh_buf *buf);
 /* Copies @len bytes into a new buffer and queues it. Same returns as rh_conn_send. */
 int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len);
+/* Moves @c, with its socket, to shard @dst_idx: what it queued is still sent from here, input
+ * that arrives meanwhile is kept, then the new shard adopts the socket, calls the handler's
+ * conn_adopt with a copy of @data (@len bytes, the handler's own state to carry over) and
+ * feeds it the kept input. conn_close runs here first, as for a close. The connection gets a
+ * new id on the new shard. Returns 0, -EINVAL for a bad @dst_idx (or this shard), -EPIPE when
+ * @c is not open. After it returns, the handler stops reading: return the bytes consumed so
+ * far from conn_recv, and the rest travels with the socket. */
+int rh_conn_handoff(struct rh_conn *c, uint32_t dst_idx, const void *data, uint32_t len);
 /* Closes @c as @how says. Safe to call more than once and from inside any handler callback;
  * the connection's memory lives on until the end of the current loop turn. */
 void rh_conn_close(struct rh_conn *c, enum rh_close_how how);

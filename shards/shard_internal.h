@@ -50,8 +50,11 @@ static inline uint32_t rh_ud_slot(uint64_t ud)
 }
 
 enum rh_conn_state {
-    RH_CONN_FREE,     /* slot unused */
-    RH_CONN_OPEN,     /* reading and writing */
+    RH_CONN_FREE, /* slot unused */
+    RH_CONN_OPEN, /* reading and writing */
+    /* Moving to another shard (rh_conn_handoff): what is queued is still sent, input is kept
+     * unhandled, and once nothing is in flight the socket and that input go to the new shard. */
+    RH_CONN_HANDOFF,
     RH_CONN_DRAINING, /* closing after its queue is flushed; input is ignored */
     /* Everything sent and the write side shut down; input is read and dropped until the peer
      * closes or RH_CONN_LINGER_MS pass. Closing at once could reset the connection (unread
@@ -80,6 +83,7 @@ struct rh_conn {
     bool recv_armed;           /* a receive is submitted and not finished */
     bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */
     bool dirty;                /* has queued data and no send in flight; on shard->dirty */
+    uint8_t handoff_dst;       /* HANDOFF: the shard it moves to */
     uint16_t inflight;         /* submitted operations whose last completion is pending */
     struct rh_list link;       /* shard->conns while not FREE */
     struct rh_list dirty_link; /* shard->dirty while dirty; shard->lingering while LINGERING
@@ -92,8 +96,11 @@ struct rh_conn {
     uint64_t q_bytes;
     uint8_t *partial; /* input the handler has not consumed yet */
     uint32_t partial_len, partial_cap;
-    uint8_t *recv_buf;       /* oldest path only: this connection's own receive buffer */
-    int64_t linger_until_ms; /* LINGERING: when to stop waiting for the peer */
+    uint8_t *recv_buf; /* oldest path only: this connection's own receive buffer */
+    union {
+        int64_t linger_until_ms; /* LINGERING: when to stop waiting for the peer */
+        struct rh_blob *handoff; /* HANDOFF: the handler's data for the new shard */
+    };
     void *app;
 };
 
@@ -103,7 +110,7 @@ struct rh_conn {
 struct rh_shard_stats {
     _Atomic uint64_t conns_live, conns_accepted, conns_closed, conns_rejected;
     _Atomic uint64_t conn_ops_inflight, bytes_in, bytes_out, blobs_in;
-    _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full;
+    _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full, conns_moved;
 };
 
 struct rh_shard {
@@ -170,10 +177,18 @@ struct rh_runtime {
 void *rh_shard_main(void *arg);
 void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from);
 
+/* Blob kinds the runtime handles itself; handlers use kinds below RH_BLOB_RUNTIME_MIN. */
+#define RH_BLOB_RUNTIME_MIN 0xff00
+#define RH_BLOB_ADOPT       0xff00 /* arg: a socket; data: u32 app length, app data, input */
+
+/* Drops a blob that will never be delivered, releasing what it carries (a socket). */
+void rh_shard_blob_discard(struct rh_blob *b);
+
 /* conn.c: the connection side of the loop */
 void rh_conn_table_init(struct rh_shard *s);
 void rh_conn_table_free(struct rh_shard *s);
 void rh_conn_accepted(struct rh_shard *s, int fd);
+void rh_conn_adopt(struct rh_shard *s, struct rh_blob *b);
 void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe);
 void rh_conn_flush_dirty(struct rh_shard *s);
 void rh_conn_rearm_starved(struct rh_shard *s);

@@ -8,6 +8,8 @@
  *   ECHO <text>     the sender gets "<text>\n"
  *   STATS           the sender gets "STATS live=N ops=N accepted=N closed=N\n" (all shards)
  *   QUIT            the sender gets "BYE\n", then the server closes the connection
+ *   MOVE <shard>    the connection moves to that shard (rh_conn_handoff); lines sent after
+ *                   MOVE are handled there; the new shard sends "MOVED <shard> <id> <from>\n"
  *   anything else   the connection is closed at once
  *
  * Exit status 3 means memory was still allocated at exit (rh_runtime_main checks).
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shards/shard.h"
@@ -35,6 +38,12 @@ static void conn_open(struct rh_conn *c)
 {
     send_text(c, "HELLO %u %llx\n", rh_shard_idx(rh_conn_shard(c)),
               (unsigned long long)rh_conn_id(c));
+}
+
+static void conn_adopt(struct rh_conn *c, const uint8_t *data, size_t len)
+{
+    send_text(c, "MOVED %u %llx %.*s\n", rh_shard_idx(rh_conn_shard(c)),
+              (unsigned long long)rh_conn_id(c), (int)len, (const char *)data);
 }
 
 static void conn_close(struct rh_conn *c)
@@ -63,6 +72,7 @@ static void blob(struct rh_shard *s, struct rh_blob *b)
 static const struct rh_conn_handler line_handler = {
     .conn_open = conn_open,
     .conn_recv = conn_recv,
+    .conn_adopt = conn_adopt,
     .conn_close = conn_close,
     .blob = blob,
 };
@@ -81,7 +91,8 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
         int err = handle_line(c, (const char *)data + used, line_len);
         if (err) return err;
         used += line_len + 1;
-        if (!rh_conn_is_open(c)) return (ssize_t)len;
+        /* Closing or moving: what follows is not ours to read (a move carries it along). */
+        if (!rh_conn_is_open(c)) return (ssize_t)used;
     }
     if (len - used > LINE_MAX_BYTES) return -EMSGSIZE;
     return (ssize_t)used;
@@ -107,6 +118,10 @@ static int handle_line(struct rh_conn *c, const char *line, size_t len)
         send_text(c, "STATS live=%llu ops=%llu accepted=%llu closed=%llu\n",
                   (unsigned long long)st.conns_live, (unsigned long long)st.conn_ops_inflight,
                   (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_closed);
+    } else if (len > 5 && memcmp(line, "MOVE ", 5) == 0) {
+        char from[16];
+        int n = snprintf(from, sizeof(from), "%u", rh_shard_idx(s));
+        return rh_conn_handoff(c, (uint32_t)atoi(line + 5), from, (uint32_t)n);
     } else if (len == 4 && memcmp(line, "QUIT", 4) == 0) {
         send_text(c, "BYE\n");
         rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);

@@ -186,6 +186,34 @@ int main(int argc, char **argv)
         CHECK_EQ(got, CLIENTS);
     }
 
+    /* 2b. Connections move to another shard, taking the input sent right after MOVE along;
+     * then a broadcast from a moved connection still reaches everyone once. */
+    int moved = 0;
+    for (int i = 0; i < 60; i++) {
+        int from = clients[i].shard, dst = (from + 1) % shards;
+        char text[64], want[64], line[256];
+        snprintf(text, sizeof(text), "MOVE %d\nECHO after-move-%d", dst, i);
+        send_line(&clients[i], text);
+        unsigned got_dst = 99, got_from = 99;
+        unsigned long long id;
+        if (read_line(&clients[i], line, sizeof(line)) > 0 &&
+            sscanf(line, "MOVED %u %llx %u", &got_dst, &id, &got_from) == 3 &&
+            got_dst == (unsigned)dst && got_from == (unsigned)from) {
+            snprintf(want, sizeof(want), "after-move-%d", i);
+            moved += expect_line(&clients[i], want);
+            clients[i].shard = dst;
+        } else {
+            fprintf(stderr, "move of client %d from shard %d to %d: got \"%s\"\n", i, from, dst,
+                    line);
+        }
+    }
+    CHECK_EQ(moved, 60);
+    send_line(&clients[7], "BCAST after-moves");
+    int reached = 0;
+    for (int i = 0; i < CLIENTS; i++)
+        reached += expect_line(&clients[i], "MSG after-moves");
+    CHECK_EQ(reached, CLIENTS);
+
     /* 3. Closes from either side. */
     for (int i = 0; i < 300; i++)
         close(clients[i].fd);
