@@ -3,7 +3,7 @@
 #   build/       RelWithDebInfo, every test
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer (with leak checks), every test
 #   build-tsan/  ThreadSanitizer, the tests labelled tsan (rings, shard start/stop, fan-out)
-#   build-fuzz/  clang + libFuzzer, each fuzz target for RH_FUZZ_SECONDS (default 20)
+#   build-fuzz/  clang + libFuzzer, each fuzz target for RH_FUZZ_SECONDS (default 30)
 # Exits non-zero if any build or test fails. Set RH_TEST_ONLY=normal|asan|tsan|fuzz for one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ tools/setup.sh
 
 jobs=$(nproc)
 only=${RH_TEST_ONLY:-}
-fuzz_seconds=${RH_FUZZ_SECONDS:-20}
+fuzz_seconds=${RH_FUZZ_SECONDS:-30}
 failed=()
 
 run_suite() { # name, build dir, ctest args, cmake args...
