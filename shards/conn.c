@@ -217,7 +217,6 @@ int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
     RH_ASSERT_OWNED(c);
     if (c->state != RH_CONN_OPEN) return -EPIPE;
     rh_fifo_push(&c->q, rh_buf_ref(buf));
-    c->q_bytes += buf->len;
     if (!c->send) conn_mark_dirty(c);
     return 0;
 }
@@ -487,7 +486,6 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
 
 static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
 {
-    c->q_bytes -= sent;
     while (sent) {
         RH_ASSERT(c->q.count > 0);
         struct rh_buf *buf = rh_fifo_at(&c->q, 0);

@@ -79,6 +79,7 @@ struct rh_conn {
     int fd;
     uint32_t slot;
     uint32_t gen;
+    uint32_t q_head_sent;      /* bytes of the oldest queued buffer (q) already sent */
     uint8_t state;             /* enum rh_conn_state */
     bool recv_armed;           /* a receive is submitted and not finished */
     bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */
@@ -92,8 +93,6 @@ struct rh_conn {
     struct rh_send_op *send;   /* the send in flight, or NULL */
     /* Send queue: references to struct rh_buf, oldest first; the first may be partly sent. */
     struct rh_fifo q;
-    uint32_t q_head_sent; /* bytes of the oldest buffer already sent */
-    uint64_t q_bytes;
     uint8_t *partial; /* input the handler has not consumed yet */
     uint32_t partial_len, partial_cap;
     uint8_t *recv_buf; /* oldest path only: this connection's own receive buffer */
