@@ -64,10 +64,14 @@ struct rh_conn_handler {
     /* The connection is closing (either side), or moving to another shard. Called once;
      * nothing more is sent from this shard. */
     void (*conn_close)(struct rh_conn *c);
-    /* A blob posted by a shard (this one or another). The runtime drops the reference the
+    /* A blob posted by a shard (this one or another), of a kind below RH_BLOB_KIND_MAX (the
+     * kinds above are the runtime's own). The runtime drops the reference the
      * post took after this returns. */
     void (*blob)(struct rh_shard *s, struct rh_blob *b);
 };
+
+/* Blob kinds handlers may use are below this; the runtime keeps the rest for itself. */
+#define RH_BLOB_KIND_MAX 0xff00
 
 /* Bytes of unconsumed input a connection keeps before it is closed as abusive. */
 #define RH_CONN_PARTIAL_MAX (1u << 20)

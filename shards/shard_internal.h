@@ -176,9 +176,8 @@ struct rh_runtime {
 void *rh_shard_main(void *arg);
 void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from);
 
-/* Blob kinds the runtime handles itself; handlers use kinds below RH_BLOB_RUNTIME_MIN. */
-#define RH_BLOB_RUNTIME_MIN 0xff00
-#define RH_BLOB_ADOPT       0xff00 /* arg: a socket; data: u32 app length, app data, input */
+/* Blob kinds the runtime handles itself (from RH_BLOB_KIND_MAX up). */
+#define RH_BLOB_ADOPT RH_BLOB_KIND_MAX /* arg: a socket; data: u32 app length, app data, input */
 
 /* Drops a blob that will never be delivered, releasing what it carries (a socket). */
 void rh_shard_blob_discard(struct rh_blob *b);
