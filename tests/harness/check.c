@@ -29,6 +29,22 @@ void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr
             b_expr, a, b);
 }
 
+size_t rh_test_unhex(const char *text, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        unsigned v = 0;
+        if (sscanf(p, "%2x", &v) != 1 || !p[1]) break;
+        out[n++] = (uint8_t)v;
+        p += 2;
+    }
+    return n;
+}
+
 int rh_check_finish(void)
 {
     printf("%u passed, %u failed\n", rh_check_passed, rh_check_failed);

@@ -15,6 +15,8 @@ void rh_check_report(bool ok, const char *file, int line, const char *expr, cons
 void rh_check_report_int(bool ok, const char *file, int line, const char *a_expr, const char *op,
                          const char *b_expr, int64_t a, int64_t b);
 int rh_check_finish(void);
+/* Hex text ("91 06", spaces ignored) to bytes in @out; returns the byte count. */
+size_t rh_test_unhex(const char *text, uint8_t *out);
 __attribute__((__noreturn__)) void rh_check_skip(const char *why);
 
 #define CHECK(cond) rh_check_report(!!(cond), __FILE__, __LINE__, #cond, NULL)

@@ -15,27 +15,10 @@
 static struct rh_hub_msg msg;
 static const char *reason;
 
-/* Hex text, spaces ignored, to bytes; returns the count. */
-static size_t unhex(const char *text, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *p = text; *p;) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        unsigned v;
-        sscanf(p, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        p += 2;
-    }
-    return n;
-}
-
 static ssize_t parse_hex(const char *text, uint32_t max_bytes)
 {
     static uint8_t bytes[4096];
-    size_t n = unhex(text, bytes);
+    size_t n = rh_test_unhex(text, bytes);
     reason = NULL;
     return rh_hub_msgpack_parse(bytes, n, max_bytes, &msg, &reason);
 }
@@ -43,14 +26,14 @@ static ssize_t parse_hex(const char *text, uint32_t max_bytes)
 static bool span_is(struct rh_span s, const char *hex_text)
 {
     uint8_t bytes[256];
-    size_t n = unhex(hex_text, bytes);
+    size_t n = rh_test_unhex(hex_text, bytes);
     return s.len == n && memcmp(s.ptr, bytes, n) == 0;
 }
 
 static bool buf_is(const struct rh_buf *b, const char *hex_text)
 {
     uint8_t bytes[256];
-    size_t n = unhex(hex_text, bytes);
+    size_t n = rh_test_unhex(hex_text, bytes);
     return b->len == n && memcmp(b->data, bytes, n) == 0;
 }
 
@@ -69,7 +52,7 @@ static void check_every_split(const uint8_t *data, size_t len)
 static void check_split_hex(const char *text)
 {
     uint8_t bytes[4096];
-    check_every_split(bytes, unhex(text, bytes));
+    check_every_split(bytes, rh_test_unhex(text, bytes));
 }
 
 static void test_example_b(void)
@@ -522,7 +505,7 @@ static void test_value_len(void)
 {
     const char *why;
     uint8_t bytes[256];
-    size_t n = unhex(
+    size_t n = rh_test_unhex(
         "92 81 a1 6b c4 02 01 02 d8 07 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f", bytes);
     CHECK_EQ(rh_hub_msgpack_value_len(bytes, n, &why), n);
     CHECK_EQ(rh_hub_msgpack_value_len(bytes, n - 1, &why), -EPROTO);
@@ -555,9 +538,9 @@ static void test_value_len(void)
 static void test_pipelined(void)
 {
     uint8_t bytes[256];
-    size_t len = unhex("02 91 06", bytes);
-    len += unhex(example_c, bytes + len);
-    len += unhex("0c 95 01 80 a1 30 a3 41 64 64 92 28 02 03 92 07 c0", bytes + len);
+    size_t len = rh_test_unhex("02 91 06", bytes);
+    len += rh_test_unhex(example_c, bytes + len);
+    len += rh_test_unhex("0c 95 01 80 a1 30 a3 41 64 64 92 28 02 03 92 07 c0", bytes + len);
     enum rh_hub_type want[] = {RH_HUB_PING, RH_HUB_INVOCATION, RH_HUB_INVOCATION, RH_HUB_CLOSE};
     size_t at = 0, count = 0;
     while (at < len) {

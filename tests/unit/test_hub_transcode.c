@@ -135,22 +135,6 @@ static const char *const msgpack_bad[] = {
     "d9 05 61",
 };
 
-static size_t unhex(const char *text, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *p = text; *p;) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        unsigned v;
-        sscanf(p, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        p += 2;
-    }
-    return n;
-}
-
 static struct rh_span text_span(const char *s)
 {
     return rh_span_make(s, (uint32_t)strlen(s));
@@ -160,7 +144,7 @@ static void test_json_to_msgpack(void)
 {
     for (size_t i = 0; i < sizeof(to_msgpack) / sizeof(to_msgpack[0]); i++) {
         uint8_t want[256];
-        size_t want_len = unhex(to_msgpack[i].msgpack, want);
+        size_t want_len = rh_test_unhex(to_msgpack[i].msgpack, want);
         struct rh_buf *out = rh_buf_copy("x", 1);
         CHECK_EQ(rh_json_value_len((const uint8_t *)to_msgpack[i].json, strlen(to_msgpack[i].json),
                                    NULL) > 0,
@@ -181,7 +165,7 @@ static void test_msgpack_to_json(void)
 {
     for (size_t i = 0; i < sizeof(to_json) / sizeof(to_json[0]); i++) {
         uint8_t in[256];
-        size_t in_len = unhex(to_json[i].msgpack, in);
+        size_t in_len = rh_test_unhex(to_json[i].msgpack, in);
         struct rh_buf *out = rh_buf_copy("x", 1);
         int rc = rh_hub_transcode_value(RH_HUB_MSGPACK, rh_span_make(in, (uint32_t)in_len),
                                         RH_HUB_JSON, &out);
@@ -199,7 +183,7 @@ static void test_msgpack_to_json(void)
 
     for (size_t i = 0; i < sizeof(msgpack_bad) / sizeof(msgpack_bad[0]); i++) {
         uint8_t in[256];
-        size_t in_len = unhex(msgpack_bad[i], in);
+        size_t in_len = rh_test_unhex(msgpack_bad[i], in);
         struct rh_buf *out = rh_buf_copy("x", 1);
         int rc = rh_hub_transcode_value(RH_HUB_MSGPACK, rh_span_make(in, (uint32_t)in_len),
                                         RH_HUB_JSON, &out);
