@@ -18,15 +18,20 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "shards/hub.h"
 #include "transports/http/http.h"
+#include "transports/ws.h"
 
 #define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
 #define BODY_SKIP_CHUNK 4096
+#define HUB_PREFIX      "/hubs/" /* hubs are served at /hubs/{hub} */
+#define HUB_NAME_MAX    128
 
 enum front_state {
     FRONT_HEAD,         /* waiting for (more of) a request head */
     FRONT_SKIP_LENGTH,  /* discarding body_left more bytes */
     FRONT_SKIP_CHUNKED, /* discarding a chunked body */
+    FRONT_HUB,          /* upgraded: a hub session over WebSocket owns the bytes */
 };
 
 struct front_conn {
@@ -35,6 +40,7 @@ struct front_conn {
     uint64_t body_left;
     struct rh_http_chunked chunked;
     struct rh_timer idle;
+    struct rh_hub_session *hub; /* FRONT_HUB */
 };
 
 static void conn_open(struct rh_conn *c);
@@ -43,6 +49,7 @@ static void conn_close(struct rh_conn *c);
 static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len);
 static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len);
 static void route(struct front_conn *f, const struct rh_http_request *req);
+static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest);
 static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
                   const struct rh_http_field *extra, uint32_t extra_count);
 static void reply_error(struct front_conn *f, int status, const char *reason);
@@ -74,6 +81,7 @@ static void conn_close(struct rh_conn *c)
 {
     struct front_conn *f = rh_conn_app(c);
     rh_timer_cancel(&f->idle);
+    if (f->hub) rh_hub_session_free(f->hub);
     rh_conn_set_app(c, NULL);
     rh_free(f);
 }
@@ -85,8 +93,13 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
         /* Closing frees the state (conn_close), so look it up again after every step. */
         struct front_conn *f = rh_conn_app(c);
         if (!f || !rh_conn_is_open(c)) return (ssize_t)len; /* closing: the rest is not read */
-        ssize_t n = f->state == FRONT_HEAD ? handle_head(f, data + used, len - used)
-                                           : skip_body(f, data + used, len - used);
+        ssize_t n;
+        if (f->state == FRONT_HUB)
+            n = rh_hub_session_recv(f->hub, data + used, len - used);
+        else if (f->state == FRONT_HEAD)
+            n = handle_head(f, data + used, len - used);
+        else
+            n = skip_body(f, data + used, len - used);
         if (n == -EAGAIN) break;
         if (n < 0) return (ssize_t)len;
         used += (size_t)n;
@@ -159,7 +172,55 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
               NULL, 0);
         return;
     }
+    size_t prefix_len = strlen(HUB_PREFIX);
+    if (req->path.len > prefix_len && memcmp(req->path.ptr, HUB_PREFIX, prefix_len) == 0) {
+        route_hub(f, req,
+                  rh_span_make(req->path.ptr + prefix_len, req->path.len - (uint32_t)prefix_len));
+        return;
+    }
     reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
+}
+
+/* /hubs/{hub}: a WebSocket upgrade starts a hub session. Negotiate, Server-Sent Events and
+ * long polling are not served yet: clients connect with skipNegotiation over WebSockets. */
+static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest)
+{
+    if (rest.len > HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len)) {
+        reply(f, 404, "text/plain; charset=utf-8",
+              "not found: negotiate is not served yet; connect with skipNegotiation over "
+              "WebSockets\n",
+              NULL, 0);
+        return;
+    }
+    if (req->method != RH_HTTP_GET) {
+        static const struct rh_http_field allow[] = {{"Allow", "GET"}};
+        reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
+        return;
+    }
+    const struct rh_span *key = rh_http_header(req, "Sec-WebSocket-Key");
+    const struct rh_span *version = rh_http_header(req, "Sec-WebSocket-Version");
+    if (!req->upgrade_websocket || !key) {
+        reply(f, 400, "text/plain; charset=utf-8",
+              "a WebSocket upgrade is required (Server-Sent Events and long polling are not "
+              "served yet)\n",
+              NULL, 0);
+        return;
+    }
+    if (!version || !rh_span_eq_str(*version, "13")) {
+        static const struct rh_http_field v13[] = {{"Sec-WebSocket-Version", "13"}};
+        reply(f, 426, "text/plain; charset=utf-8", "WebSocket version 13 is required\n", v13, 1);
+        return;
+    }
+    char response[256];
+    int n = rh_ws_write_handshake(response, sizeof(response), (const char *)key->ptr, key->len);
+    if (n < 0) {
+        reply(f, 400, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", NULL, 0);
+        return;
+    }
+    rh_conn_send_copy(f->conn, response, (uint32_t)n);
+    rh_timer_cancel(&f->idle); /* the session keeps its own time */
+    f->hub = rh_hub_session_start(f->conn);
+    f->state = FRONT_HUB;
 }
 
 static void reply(struct front_conn *f, int status, const char *content_type, const char *body,

@@ -119,6 +119,24 @@ int main(int argc, char **argv)
     CHECK_EQ(exchange("DELETE /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 405);
 
+    /* Hub endpoints: only a proper WebSocket upgrade is accepted. */
+    CHECK_EQ(exchange("GET /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("POST /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 405);
+    CHECK_EQ(exchange("GET /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\n"
+                      "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Key: not-a-key\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("GET /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\n"
+                      "Upgrade: websocket\r\nSec-WebSocket-Version: 8\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 426);
+
     /* HTTP/1.0 closes after one response without being asked. */
     CHECK_EQ(exchange("GET /healthz HTTP/1.0\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 200);

@@ -1,0 +1,95 @@
+// The official SignalR JavaScript client (JSON and MessagePack hub protocols) against the real
+// ringhub binary, over WebSockets with skipNegotiation: handshake, Echo of every kind of value,
+// errors for unknown methods and bad arguments, many clients at once, clean stops.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as signalR from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
+import { startServer } from './server.mjs';
+
+let server;
+
+before(async () => {
+  server = await startServer();
+});
+
+after(async () => {
+  assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
+});
+
+function connection(protocol) {
+  const builder = new signalR.HubConnectionBuilder()
+    .withUrl(server.url('chat'), {
+      skipNegotiation: true,
+      transport: signalR.HttpTransportType.WebSockets,
+    })
+    .configureLogging(signalR.LogLevel.Warning);
+  if (protocol === 'messagepack') builder.withHubProtocol(new MessagePackHubProtocol());
+  return builder.build();
+}
+
+const values = [
+  'hello',
+  '',
+  'ünïcødé ✓ 😀',
+  'quote " backslash \\ newline \n record separator \u001e',
+  0,
+  -42,
+  2 ** 40,
+  3.25,
+  true,
+  false,
+  null,
+  [1, 'two', [3, null], { four: 4 }],
+  { name: 'Ada', tags: ['x', 'y'], nested: { deep: { deeper: [true, false] } } },
+];
+
+for (const protocol of ['json', 'messagepack']) {
+  test(`${protocol}: Echo returns every kind of value unchanged`, async () => {
+    const c = connection(protocol);
+    await c.start();
+    assert.equal(c.state, signalR.HubConnectionState.Connected);
+    for (const value of values) assert.deepEqual(await c.invoke('Echo', value), value);
+    assert.deepEqual(await c.invoke('echo', 'case-insensitive'), 'case-insensitive');
+    await c.stop();
+    assert.equal(c.state, signalR.HubConnectionState.Disconnected);
+  });
+
+  test(`${protocol}: unknown methods and bad arguments reject with the server's message`, async () => {
+    const c = connection(protocol);
+    await c.start();
+    await assert.rejects(c.invoke('NoSuchMethod', 1), /Unknown hub method 'NoSuchMethod'/);
+    await assert.rejects(c.invoke('Echo', 1, 2), /Failed to invoke 'Echo'/);
+    // The connection survives both errors.
+    assert.equal(await c.invoke('Echo', 'still here'), 'still here');
+    await c.stop();
+  });
+}
+
+test('messagepack: binary values pass through Echo', async () => {
+  const c = connection('messagepack');
+  await c.start();
+  const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+  const back = await c.invoke('Echo', bytes);
+  assert.deepEqual(Array.from(back), Array.from(bytes));
+  await c.stop();
+});
+
+test('50 clients of both protocols echo at once, across shards', async () => {
+  const clients = Array.from({ length: 50 }, (_, i) => connection(i % 2 ? 'json' : 'messagepack'));
+  await Promise.all(clients.map((c) => c.start()));
+  const answers = await Promise.all(clients.map((c, i) => c.invoke('Echo', { client: i })));
+  answers.forEach((answer, i) => assert.deepEqual(answer, { client: i }));
+  await Promise.all(clients.map((c) => c.stop()));
+});
+
+test('a client that stops is closed without an error on either side', async () => {
+  const c = connection('json');
+  let closeError = 'not closed';
+  c.onclose((error) => {
+    closeError = error;
+  });
+  await c.start();
+  await c.stop();
+  assert.equal(closeError, undefined);
+});
