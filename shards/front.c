@@ -25,7 +25,6 @@
 #define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
 #define BODY_SKIP_CHUNK 4096
 #define HUB_PREFIX      "/hubs/" /* hubs are served at /hubs/{hub} */
-#define HUB_NAME_MAX    128
 
 enum front_state {
     FRONT_HEAD,         /* waiting for (more of) a request head */
@@ -57,6 +56,9 @@ static void idle_expired(struct rh_timer *t);
 static void idle_restart(struct front_conn *f);
 
 static const struct rh_conn_handler front_handler = {
+    .shard_start = rh_hub_shard_start,
+    .shard_stop = rh_hub_shard_stop,
+    .blob = rh_hub_blob,
     .conn_open = conn_open,
     .conn_recv = conn_recv,
     .conn_close = conn_close,
@@ -185,7 +187,7 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
  * long polling are not served yet: clients connect with skipNegotiation over WebSockets. */
 static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest)
 {
-    if (rest.len > HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len)) {
+    if (rest.len > RH_HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len)) {
         reply(f, 404, "text/plain; charset=utf-8",
               "not found: negotiate is not served yet; connect with skipNegotiation over "
               "WebSockets\n",
@@ -219,7 +221,7 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
     }
     rh_conn_send_copy(f->conn, response, (uint32_t)n);
     rh_timer_cancel(&f->idle); /* the session keeps its own time */
-    f->hub = rh_hub_session_start(f->conn);
+    f->hub = rh_hub_session_start(f->conn, rest);
     f->state = FRONT_HUB;
 }
 

@@ -13,17 +13,34 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "transports/hub.h"
 #include "transports/hub_json.h"
 #include "transports/hub_msgpack.h"
+#include "transports/hub_transcode.h"
 #include "transports/ws.h"
 
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define KEEPALIVE_MS         15000
 #define CLIENT_TIMEOUT_MS    30000
 #define MESSAGE_BYTES_MAX    (32u * 1024) /* ASP.NET's MaximumReceiveMessageSize */
+#define BLOB_SEND_ALL        1
+
+/* The hub sessions of one shard, past their handshake. */
+struct hub_shard {
+    struct rh_list sessions;
+};
+
+/* A SendToAll as it travels between shards: everything in the blob's payload, with the
+ * argument values in the sender's hub protocol. */
+struct send_all {
+    enum rh_hub_codec codec;
+    struct rh_span hub, target;
+    uint32_t arg_count;
+    struct rh_span args[RH_HUB_ARGS_MAX];
+};
 
 struct rh_hub_session {
     struct rh_conn *conn;
@@ -35,7 +52,10 @@ struct rh_hub_session {
     enum rh_hub_codec codec;
     int64_t last_rx_ms, last_tx_ms;
     struct rh_timer tick; /* handshake timeout, then keep-alive and client timeout */
-    uint8_t *pending;     /* hub bytes of an incomplete message */
+    struct rh_list link;  /* struct hub_shard's sessions, once handshaken */
+    uint32_t hub_len;
+    char hub[RH_HUB_NAME_MAX];
+    uint8_t *pending; /* hub bytes of an incomplete message */
     uint32_t pending_len;
 };
 
@@ -46,6 +66,12 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
 static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t len);
 static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                     uint32_t refs);
+static bool send_all_unpack(const struct rh_blob *b, struct send_all *out);
+static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                            const char *error);
 static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes, bool text);
@@ -59,10 +85,50 @@ static const struct rh_ws_in_ops ws_ops = {
     .on_close = on_close,
 };
 
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c)
+void rh_hub_shard_start(struct rh_shard *s)
 {
+    struct hub_shard *hs = rh_calloc(1, sizeof(*hs));
+    rh_list_init(&hs->sessions);
+    rh_shard_set_app(s, hs);
+}
+
+void rh_hub_shard_stop(struct rh_shard *s)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    RH_ASSERT(rh_list_is_empty(&hs->sessions));
+    rh_shard_set_app(s, NULL);
+    rh_free(hs);
+}
+
+void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
+{
+    struct send_all m;
+    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(b, &m)) return;
+    struct hub_shard *hs = rh_shard_app(s);
+    /* One frame per hub protocol on this shard, made when the first session needs it. */
+    struct rh_buf *frames[2] = {NULL, NULL};
+    struct rh_list *node;
+    rh_list_for_each(node, &hs->sessions) {
+        struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
+        if (h->is_ending || h->hub_len != m.hub.len || memcmp(h->hub, m.hub.ptr, m.hub.len))
+            continue;
+        if (!frames[h->codec]) frames[h->codec] = invocation_frame(&m, h->codec);
+        if (!frames[h->codec]) continue; /* the values do not convert: logged once below */
+        rh_conn_send(h->conn, frames[h->codec]);
+        h->last_tx_ms = rh_clock_now_ms();
+    }
+    for (int i = 0; i < 2; i++)
+        if (frames[i]) rh_buf_unref(frames[i]);
+}
+
+struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub)
+{
+    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX);
     struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
     h->conn = c;
+    memcpy(h->hub, hub.ptr, hub.len);
+    h->hub_len = hub.len;
+    rh_list_init(&h->link);
     rh_ws_in_init(&h->ws, MESSAGE_BYTES_MAX);
     h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
     rh_timer_init(&h->tick, tick_fired);
@@ -73,6 +139,7 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c)
 
 void rh_hub_session_free(struct rh_hub_session *h)
 {
+    rh_list_unlink(&h->link);
     rh_timer_cancel(&h->tick);
     rh_ws_in_destroy(&h->ws);
     rh_free(h->pending);
@@ -214,6 +281,8 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
         if (hs.version <= 2) {
             h->codec = strcasecmp(hs.protocol, "json") == 0 ? RH_HUB_JSON : RH_HUB_MSGPACK;
             h->is_handshaken = true;
+            struct hub_shard *shard_hubs = rh_shard_app(rh_conn_shard(h->conn));
+            rh_list_push_back(&shard_hubs->sessions, &h->link);
             struct rh_buf *ok = rh_buf_new(8);
             rh_hub_handshake_write_ok(&ok);
             /* In the protocol's own frame type already, as ASP.NET does. */
@@ -244,6 +313,8 @@ static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg)
     case RH_HUB_INVOCATION:
         if (rh_span_eq_nocase(msg->target, "Echo")) {
             invoke_echo(h, msg);
+        } else if (rh_span_eq_nocase(msg->target, "SendToAll")) {
+            invoke_send_to_all(h, msg);
         } else {
             char error[160];
             snprintf(error, sizeof(error), "Unknown hub method '%.*s'", (int)msg->target.len,
@@ -276,6 +347,136 @@ static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg)
         rh_hub_msgpack_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
                                         msg->args[0]);
     send_hub(h, out, h->codec == RH_HUB_JSON);
+}
+
+/* SendToAll(target, ...args): every session of this hub, on every shard, the caller
+ * included, receives Invocation(target, args). */
+static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg)
+{
+    struct rh_shard *s = rh_conn_shard(h->conn);
+    uint8_t target[RH_HUB_NAME_MAX];
+    ssize_t target_len = h->codec == RH_HUB_JSON
+                             ? rh_hub_json_arg_string(msg, 0, target, sizeof(target))
+                             : rh_hub_msgpack_arg_string(msg, 0, target, sizeof(target));
+    if (msg->arg_count < 1 || target_len <= 0) {
+        complete_error(h, msg, "Failed to invoke 'SendToAll' due to an error on the server.");
+        return;
+    }
+    rh_shard_post_all(s, send_all_pack(h, msg, rh_shard_count(s)));
+    complete_void(h, msg);
+}
+
+static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg)
+{
+    if (!msg->invocation_id.len) return;
+    struct rh_buf *out = rh_buf_new(64);
+    /* ASP.NET completes a void hub method with a null result. */
+    static const uint8_t json_null[] = "null";
+    static const uint8_t msgpack_nil[] = {0xc0};
+    if (h->codec == RH_HUB_JSON)
+        rh_hub_json_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
+                                     rh_span_make(json_null, 4));
+    else
+        rh_hub_msgpack_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
+                                        rh_span_make(msgpack_nil, 1));
+    send_hub(h, out, h->codec == RH_HUB_JSON);
+}
+
+/* Blob payload: u8 codec, u16 hub length, hub, u16 target length, target, u8 argument count,
+ * then per argument a u32 length and its encoded bytes. Lengths are host order: the blob never
+ * leaves the process. */
+static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                     uint32_t refs)
+{
+    uint8_t target[RH_HUB_NAME_MAX];
+    ssize_t target_len = h->codec == RH_HUB_JSON
+                             ? rh_hub_json_arg_string(msg, 0, target, sizeof(target))
+                             : rh_hub_msgpack_arg_string(msg, 0, target, sizeof(target));
+    uint32_t size = 1 + 2 + h->hub_len + 2 + (uint32_t)target_len + 1;
+    for (uint32_t i = 1; i < msg->arg_count; i++)
+        size += 4 + msg->args[i].len;
+
+    struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, refs, NULL, size);
+    uint8_t *p = b->data;
+    uint16_t len16;
+    *p++ = (uint8_t)h->codec;
+    len16 = (uint16_t)h->hub_len;
+    memcpy(p, &len16, 2);
+    memcpy(p + 2, h->hub, h->hub_len);
+    p += 2 + h->hub_len;
+    len16 = (uint16_t)target_len;
+    memcpy(p, &len16, 2);
+    memcpy(p + 2, target, (size_t)target_len);
+    p += 2 + target_len;
+    *p++ = (uint8_t)(msg->arg_count - 1);
+    for (uint32_t i = 1; i < msg->arg_count; i++) {
+        memcpy(p, &msg->args[i].len, 4);
+        memcpy(p + 4, msg->args[i].ptr, msg->args[i].len);
+        p += 4 + msg->args[i].len;
+    }
+    RH_ASSERT(p == b->data + size);
+    return b;
+}
+
+static bool send_all_unpack(const struct rh_blob *b, struct send_all *out)
+{
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    uint16_t len16;
+    /* Written by send_all_pack in this process: checked anyway, as every ring item is. */
+    if (end - p < 3) return false;
+    out->codec = (enum rh_hub_codec) * p++;
+    memcpy(&len16, p, 2);
+    if (end - p < 2 + len16 + 2) return false;
+    out->hub = rh_span_make(p + 2, len16);
+    p += 2 + len16;
+    memcpy(&len16, p, 2);
+    if (end - p < 2 + len16 + 1) return false;
+    out->target = rh_span_make(p + 2, len16);
+    p += 2 + len16;
+    out->arg_count = *p++;
+    if (out->arg_count > RH_HUB_ARGS_MAX) return false;
+    for (uint32_t i = 0; i < out->arg_count; i++) {
+        uint32_t len;
+        if (end - p < 4) return false;
+        memcpy(&len, p, 4);
+        if ((size_t)(end - p) - 4 < len) return false;
+        out->args[i] = rh_span_make(p + 4, len);
+        p += 4 + len;
+    }
+    return p == end;
+}
+
+/* The whole WebSocket frame of Invocation(target, args) in @codec, or NULL when the values
+ * cannot be transcoded to it. */
+static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec)
+{
+    struct rh_buf *converted = NULL;
+    struct rh_span spans[RH_HUB_ARGS_MAX];
+    const struct rh_span *args = m->args;
+    if (codec != m->codec) {
+        converted = rh_buf_new(256);
+        if (rh_hub_transcode_values(m->codec, m->args, m->arg_count, codec, &converted, spans)) {
+            rh_log_limited(RH_LOG_WARN, "hub",
+                           "SendToAll: arguments do not convert between "
+                           "hub protocols; not sent to %s clients",
+                           codec == RH_HUB_JSON ? "json" : "messagepack");
+            rh_buf_unref(converted);
+            return NULL;
+        }
+        args = spans;
+    }
+    struct rh_buf *hub_bytes = rh_buf_new(128);
+    if (codec == RH_HUB_JSON)
+        rh_hub_json_write_invocation(&hub_bytes, rh_span_make(NULL, 0), m->target, args,
+                                     m->arg_count);
+    else
+        rh_hub_msgpack_write_invocation(&hub_bytes, rh_span_make(NULL, 0), m->target, args,
+                                        m->arg_count);
+    if (converted) rh_buf_unref(converted);
+    struct rh_buf *frame = rh_ws_frame_new(codec == RH_HUB_JSON ? RH_WS_OP_TEXT : RH_WS_OP_BINARY,
+                                           hub_bytes->data, hub_bytes->len);
+    rh_buf_unref(hub_bytes);
+    return frame;
 }
 
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,

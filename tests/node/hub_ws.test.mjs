@@ -1,6 +1,7 @@
 // The official SignalR JavaScript client (JSON and MessagePack hub protocols) against the real
 // ringhub binary, over WebSockets with skipNegotiation: handshake, Echo of every kind of value,
-// errors for unknown methods and bad arguments, many clients at once, clean stops.
+// SendToAll across shards and hub protocols, errors for unknown methods and bad arguments, many
+// clients at once, clean stops.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as signalR from '@microsoft/signalr';
@@ -17,9 +18,9 @@ after(async () => {
   assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
 });
 
-function connection(protocol) {
+function connection(protocol, hub = 'chat') {
   const builder = new signalR.HubConnectionBuilder()
-    .withUrl(server.url('chat'), {
+    .withUrl(server.url(hub), {
       skipNegotiation: true,
       transport: signalR.HttpTransportType.WebSockets,
     })
@@ -92,4 +93,44 @@ test('a client that stops is closed without an error on either side', async () =
   await c.start();
   await c.stop();
   assert.equal(closeError, undefined);
+});
+
+async function until(condition, what, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+test('SendToAll reaches every client of the hub once, on every shard, in both protocols', async () => {
+  const clients = Array.from({ length: 20 }, (_, i) => connection(i % 2 ? 'json' : 'messagepack'));
+  const elsewhere = connection('json', 'other');
+  const received = clients.map(() => []);
+  clients.forEach((c, i) =>
+    c.on('news', (...args) => {
+      received[i].push(args);
+    }),
+  );
+  let elsewhereGot = 0;
+  elsewhere.on('news', () => {
+    elsewhereGot++;
+  });
+  await Promise.all([...clients, elsewhere].map((c) => c.start()));
+
+  const fromMsgpack = ['hi', 42, -7, 2.5, true, null, [1, 'two'], { nested: { x: [1, 2] } }];
+  const fromJson = ['from json', { n: 1, s: 'ünï' }, [null, false]];
+  assert.equal(await clients[0].invoke('SendToAll', 'news', ...fromMsgpack), null);
+  assert.equal(await clients[1].invoke('SendToAll', 'news', ...fromJson), null);
+  await until(() => received.every((r) => r.length >= 2), 'every client to get both messages');
+
+  const key = (args) => JSON.stringify(args);
+  for (const r of received) {
+    assert.equal(r.length, 2);
+    assert.deepEqual(r.map(key).sort(), [key(fromMsgpack), key(fromJson)].sort());
+  }
+  // Another hub's client got nothing (it answers an Echo, so anything sent would have come).
+  assert.equal(await elsewhere.invoke('Echo', 'ping'), 'ping');
+  assert.equal(elsewhereGot, 0);
+  await Promise.all([...clients, elsewhere].map((c) => c.stop()));
 });
