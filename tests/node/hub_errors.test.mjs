@@ -1,0 +1,83 @@
+// Bad input on the hub endpoint, sent with a raw WebSocket (the `ws` package) against the real
+// ringhub binary: a refused handshake gets ASP.NET's error text, an oversized message and
+// garbage frames close only that connection with a WebSocket status that says why, and an
+// official client connected all along keeps working.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import * as signalR from '@microsoft/signalr';
+import { startServer } from './server.mjs';
+
+const RS = '\u001e';
+let server;
+let bystander;
+
+before(async () => {
+  server = await startServer();
+  bystander = new signalR.HubConnectionBuilder()
+    .withUrl(server.url('chat'), { skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets })
+    .configureLogging(signalR.LogLevel.Warning)
+    .build();
+  await bystander.start();
+});
+
+after(async () => {
+  assert.equal(await bystander.invoke('Echo', 'still here'), 'still here');
+  await bystander.stop();
+  assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
+});
+
+// Opens a raw WebSocket to the hub; resolves to {messages, code, reason} when it closes.
+function rawSession(onOpen) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/hubs/chat`);
+    const messages = [];
+    const timer = setTimeout(() => reject(new Error('the server did not close')), 10000);
+    ws.on('open', () => onOpen(ws));
+    ws.on('message', (data) => messages.push(data.toString()));
+    ws.on('close', (code, reason) => {
+      clearTimeout(timer);
+      resolve({ messages, code, reason: reason.toString() });
+    });
+    ws.on('error', () => {});
+  });
+}
+
+test('an unknown hub protocol is refused with its error text', async () => {
+  const r = await rawSession((ws) => ws.send(`{"protocol":"nonsense","version":1}${RS}`));
+  assert.deepEqual(r.messages, [`{"error":"The protocol 'nonsense' is not supported."}${RS}`]);
+  assert.equal(r.code, 1000);
+});
+
+test('an unsupported protocol version is refused', async () => {
+  const r = await rawSession((ws) => ws.send(`{"protocol":"json","version":9}${RS}`));
+  assert.equal(r.messages.length, 1);
+  assert.match(r.messages[0], /does not support version 9 of the 'json' protocol/);
+});
+
+test('a malformed handshake is refused', async () => {
+  const r = await rawSession((ws) => ws.send(`{"protocol":${RS}`));
+  assert.equal(r.messages.length, 1);
+  assert.match(r.messages[0], /An unexpected error occurred during connection handshake/);
+});
+
+test('a malformed hub message ends the session with a Close message', async () => {
+  const r = await rawSession((ws) => ws.send(`{"protocol":"json","version":1}${RS}{"type":1,"target":${RS}`));
+  assert.equal(r.messages[0], `{}${RS}`);
+  assert.match(r.messages[1], /^\{"type":7,"error":"Connection closed with an error\./);
+  assert.equal(r.code, 1000);
+});
+
+test('a message over 32 KiB closes the connection with status 1009', async () => {
+  const big = `{"type":1,"target":"Echo","arguments":["${'x'.repeat(40000)}"]}${RS}`;
+  const r = await rawSession((ws) => {
+    ws.send(`{"protocol":"json","version":1}${RS}`);
+    ws.send(big);
+  });
+  assert.equal(r.code, 1009);
+});
+
+test('garbage that is not WebSocket framing closes with status 1002', async () => {
+  const r = await rawSession((ws) => ws._socket.write(Buffer.from([0x8f, 0x80, 1, 2, 3, 4])));
+  assert.equal(r.code, 1002);
+});
