@@ -69,7 +69,7 @@ static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     uint32_t refs);
+                                     struct rh_span target, uint32_t refs);
 static bool send_all_unpack(const struct rh_blob *b, struct send_all *out);
 static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
@@ -362,7 +362,8 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
         complete_error(h, msg, "Failed to invoke 'SendToAll' due to an error on the server.");
         return;
     }
-    rh_shard_post_all(s, send_all_pack(h, msg, rh_shard_count(s)));
+    struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
+    rh_shard_post_all(s, send_all_pack(h, msg, target_span, rh_shard_count(s)));
     complete_void(h, msg);
 }
 
@@ -386,13 +387,9 @@ static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg
  * then per argument a u32 length and its encoded bytes. Lengths are host order: the blob never
  * leaves the process. */
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     uint32_t refs)
+                                     struct rh_span target, uint32_t refs)
 {
-    uint8_t target[RH_HUB_NAME_MAX];
-    ssize_t target_len = h->codec == RH_HUB_JSON
-                             ? rh_hub_json_arg_string(msg, 0, target, sizeof(target))
-                             : rh_hub_msgpack_arg_string(msg, 0, target, sizeof(target));
-    uint32_t size = 1 + 2 + h->hub_len + 2 + (uint32_t)target_len + 1;
+    uint32_t size = 1 + 2 + h->hub_len + 2 + target.len + 1;
     for (uint32_t i = 1; i < msg->arg_count; i++)
         size += 4 + msg->args[i].len;
 
@@ -404,10 +401,10 @@ static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struc
     memcpy(p, &len16, 2);
     memcpy(p + 2, h->hub, h->hub_len);
     p += 2 + h->hub_len;
-    len16 = (uint16_t)target_len;
+    len16 = (uint16_t)target.len;
     memcpy(p, &len16, 2);
-    memcpy(p + 2, target, (size_t)target_len);
-    p += 2 + target_len;
+    memcpy(p + 2, target.ptr, target.len);
+    p += 2 + target.len;
     *p++ = (uint8_t)(msg->arg_count - 1);
     for (uint32_t i = 1; i < msg->arg_count; i++) {
         memcpy(p, &msg->args[i].len, 4);
