@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -44,6 +45,9 @@ struct front_conn {
 
 static void conn_open(struct rh_conn *c);
 static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len);
+static void conn_adopt(struct rh_conn *c, const uint8_t *data, size_t len);
+static bool is_for_another_shard(struct front_conn *f, const struct rh_http_request *req);
+static void negotiate(struct front_conn *f, const struct rh_http_request *req);
 static void conn_close(struct rh_conn *c);
 static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len);
 static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len);
@@ -60,6 +64,7 @@ static const struct rh_conn_handler front_handler = {
     .shard_stop = rh_hub_shard_stop,
     .blob = rh_hub_blob,
     .conn_open = conn_open,
+    .conn_adopt = conn_adopt,
     .conn_recv = conn_recv,
     .conn_close = conn_close,
 };
@@ -94,7 +99,9 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
     while (used < len) {
         /* Closing frees the state (conn_close), so look it up again after every step. */
         struct front_conn *f = rh_conn_app(c);
-        if (!f || !rh_conn_is_open(c)) return (ssize_t)len; /* closing: the rest is not read */
+        /* Closing, or moving to another shard: the rest is not ours to read. The runtime drops
+         * it on close and carries it along on a move. */
+        if (!f || !rh_conn_is_open(c)) return (ssize_t)used;
         ssize_t n;
         if (f->state == FRONT_HUB)
             n = rh_hub_session_recv(f->hub, data + used, len - used);
@@ -103,10 +110,19 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
         else
             n = skip_body(f, data + used, len - used);
         if (n == -EAGAIN) break;
-        if (n < 0) return (ssize_t)len;
+        if (n < 0) return (ssize_t)used;
         used += (size_t)n;
     }
     return (ssize_t)used;
+}
+
+/* A connection moved here because its request names a hub connection of this shard: start it
+ * as new; the runtime then hands it the request again. */
+static void conn_adopt(struct rh_conn *c, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    conn_open(c);
 }
 
 static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len)
@@ -125,6 +141,7 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
         return n;
     }
 
+    if (is_for_another_shard(f, &req)) return -EAGAIN; /* the head travels with the socket */
     idle_restart(f);
     if (req.chunked) {
         f->state = FRONT_SKIP_CHUNKED;
@@ -187,11 +204,17 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
  * long polling are not served yet: clients connect with skipNegotiation over WebSockets. */
 static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest)
 {
+    static const char negotiate_suffix[] = "/negotiate";
+    size_t suffix_len = sizeof(negotiate_suffix) - 1;
+    bool is_negotiate = rest.len > suffix_len &&
+                        memcmp(rest.ptr + rest.len - suffix_len, negotiate_suffix, suffix_len) == 0;
+    if (is_negotiate) rest.len -= (uint32_t)suffix_len;
     if (rest.len > RH_HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len)) {
-        reply(f, 404, "text/plain; charset=utf-8",
-              "not found: negotiate is not served yet; connect with skipNegotiation over "
-              "WebSockets\n",
-              NULL, 0);
+        reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
+        return;
+    }
+    if (is_negotiate) {
+        negotiate(f, req);
         return;
     }
     if (req->method != RH_HTTP_GET) {
@@ -219,9 +242,16 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
         reply(f, 400, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", NULL, 0);
         return;
     }
+    char id[64];
+    size_t id_len = 0;
+    bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len);
+    f->hub = rh_hub_session_start(f->conn, rest, rh_span_make(id, has_id ? (uint32_t)id_len : 0));
+    if (!f->hub) {
+        reply(f, 404, "text/plain; charset=utf-8", "No Connection with that ID\n", NULL, 0);
+        return;
+    }
     rh_conn_send_copy(f->conn, response, (uint32_t)n);
     rh_timer_cancel(&f->idle); /* the session keeps its own time */
-    f->hub = rh_hub_session_start(f->conn, rest);
     f->state = FRONT_HUB;
 }
 
@@ -257,4 +287,54 @@ static void idle_expired(struct rh_timer *t)
 {
     struct front_conn *f = (struct front_conn *)((char *)t - offsetof(struct front_conn, idle));
     rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
+}
+
+/* A hub request whose id= names a hub connection of another shard: the socket moves there,
+ * with this request still unread, and is served where the connection lives. */
+static bool is_for_another_shard(struct front_conn *f, const struct rh_http_request *req)
+{
+    size_t prefix_len = strlen(HUB_PREFIX);
+    if (req->path.len <= prefix_len || memcmp(req->path.ptr, HUB_PREFIX, prefix_len) != 0)
+        return false;
+    char id[64];
+    size_t id_len;
+    if (!rh_http_query_get(req->query, "id", id, sizeof(id), &id_len)) return false;
+    struct rh_shard *s = rh_conn_shard(f->conn);
+    int owner = rh_hub_id_shard(s, id, id_len);
+    if (owner < 0 || (uint32_t)owner == rh_shard_idx(s)) return false;
+    return rh_conn_handoff(f->conn, (uint32_t)owner, NULL, 0) == 0;
+}
+
+/* POST /hubs/{hub}/negotiate: versions 0 and 1, WebSockets only so far. */
+static void negotiate(struct front_conn *f, const struct rh_http_request *req)
+{
+    static const char json[] = "application/json";
+    if (req->method != RH_HTTP_POST) {
+        static const struct rh_http_field allow[] = {{"Allow", "POST"}};
+        reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
+        return;
+    }
+    char text[16];
+    size_t text_len;
+    long version = 0;
+    if (rh_http_query_get(req->query, "negotiateVersion", text, sizeof(text), &text_len)) {
+        char *end;
+        version = strtol(text, &end, 10);
+        if (!text_len || *end) {
+            reply(f, 200, json,
+                  "{\"error\":\"The client requested a non-integer protocol version.\"}", NULL, 0);
+            return;
+        }
+        if (version < 0) {
+            reply(f, 200, json, "{\"error\":\"The client requested a negative protocol version.\"}",
+                  NULL, 0);
+            return;
+        }
+    }
+    struct rh_buf *body = rh_hub_negotiate(rh_conn_shard(f->conn), version >= 1 ? 1 : 0);
+    struct rh_http_field fields[] = {{"Content-Type", json}, {"Cache-Control", "no-cache"}};
+    struct rh_buf *buf = rh_http_response_buf(200, fields, 2, body->data, body->len);
+    rh_buf_unref(body);
+    rh_conn_send(f->conn, buf);
+    rh_buf_unref(buf);
 }

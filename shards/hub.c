@@ -11,7 +11,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "core/alloc.h"
+#include "core/b64.h"
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -27,10 +31,42 @@
 #define CLIENT_TIMEOUT_MS    30000
 #define MESSAGE_BYTES_MAX    (32u * 1024) /* ASP.NET's MaximumReceiveMessageSize */
 #define BLOB_SEND_ALL        1
+#define BLOB_SEND_TO_CONN    2
+#define NEGOTIATED_TTL_MS    15000 /* ASP.NET's DisconnectTimeout for an unused negotiate */
+#define SWEEP_MS             1000
+#define ROUTE_BYTES          8 /* node | shard | slot | generation, as in connection ids */
+#define SECRET_BYTES         16
+#define PUBLIC_BYTES         8 /* random tail of a connectionId */
+#define ID_TEXT_LEN          RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
+#define TOKEN_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
 
-/* The hub sessions of one shard, past their handshake. */
+enum link_state {
+    LINK_FREE,
+    LINK_NEGOTIATED, /* waiting for its transport */
+    LINK_ATTACHED,   /* a session runs on it */
+};
+
+/* One hub connection of this shard, from negotiate (or a WebSocket without one) to its end. */
+struct hub_link {
+    uint32_t gen;
+    uint8_t state;
+    uint8_t version; /* negotiate version: 0 uses the connectionId as its token */
+    uint8_t secret[SECRET_BYTES];
+    uint8_t public_tail[PUBLIC_BYTES];
+    int64_t expires_ms;             /* NEGOTIATED */
+    struct rh_hub_session *session; /* ATTACHED */
+};
+
+/* The hub sessions and hub connections of one shard. */
 struct hub_shard {
-    struct rh_list sessions;
+    struct rh_shard *shard;
+    struct rh_list sessions; /* past their handshake */
+    struct hub_link *links;
+    uint32_t link_count, link_cap;
+    uint32_t *free_links;
+    uint32_t free_count;
+    uint32_t negotiated_count;
+    struct rh_timer sweep; /* drops negotiated connections never used */
 };
 
 /* A SendToAll as it travels between shards: everything in the blob's payload, with the
@@ -53,6 +89,7 @@ struct rh_hub_session {
     int64_t last_rx_ms, last_tx_ms;
     struct rh_timer tick; /* handshake timeout, then keep-alive and client timeout */
     struct rh_list link;  /* struct hub_shard's sessions, once handshaken */
+    uint32_t link_slot;   /* its struct hub_link */
     uint32_t hub_len;
     char hub[RH_HUB_NAME_MAX];
     uint8_t *pending; /* hub bytes of an incomplete message */
@@ -67,9 +104,17 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
 static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
+static uint32_t link_alloc(struct hub_shard *hs);
+static void link_free(struct hub_shard *hs, uint32_t slot);
+static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
+static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
+static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
+static void sweep_fired(struct rh_timer *t);
 static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     struct rh_span target, uint32_t refs);
+                                     uint32_t first_arg, struct rh_span target, uint32_t refs);
 static bool send_all_unpack(const struct rh_blob *b, struct send_all *out);
 static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
@@ -88,7 +133,9 @@ static const struct rh_ws_in_ops ws_ops = {
 void rh_hub_shard_start(struct rh_shard *s)
 {
     struct hub_shard *hs = rh_calloc(1, sizeof(*hs));
+    hs->shard = s;
     rh_list_init(&hs->sessions);
+    rh_timer_init(&hs->sweep, sweep_fired);
     rh_shard_set_app(s, hs);
 }
 
@@ -96,15 +143,22 @@ void rh_hub_shard_stop(struct rh_shard *s)
 {
     struct hub_shard *hs = rh_shard_app(s);
     RH_ASSERT(rh_list_is_empty(&hs->sessions));
+    rh_timer_cancel(&hs->sweep);
     rh_shard_set_app(s, NULL);
+    rh_free(hs->links);
+    rh_free(hs->free_links);
     rh_free(hs);
 }
 
 void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
 {
     struct send_all m;
-    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(b, &m)) return;
     struct hub_shard *hs = rh_shard_app(s);
+    if (b->kind == BLOB_SEND_TO_CONN) {
+        deliver_to_connection(hs, b);
+        return;
+    }
+    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(b, &m)) return;
     /* One frame per hub protocol on this shard, made when the first session needs it. */
     struct rh_buf *frames[2] = {NULL, NULL};
     struct rh_list *node;
@@ -121,10 +175,85 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
         if (frames[i]) rh_buf_unref(frames[i]);
 }
 
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub)
+int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len)
+{
+    uint8_t bytes[ROUTE_BYTES + SECRET_BYTES];
+    if (len != ID_TEXT_LEN && len != TOKEN_TEXT_LEN) return -1;
+    if (rh_b64url_decode(id, len, bytes, sizeof(bytes)) < ROUTE_BYTES) return -1;
+    uint64_t route = route_get(bytes);
+    if (rh_conn_id_node(route) != rh_runtime_node_id(rh_shard_runtime(s))) return -1;
+    uint32_t shard = rh_conn_id_shard(route);
+    return shard < rh_shard_count(s) ? (int)shard : -1;
+}
+
+struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    uint32_t slot = link_alloc(hs);
+    struct hub_link *l = &hs->links[slot];
+    l->state = LINK_NEGOTIATED;
+    l->version = (uint8_t)version;
+    l->expires_ms = rh_clock_now_ms() + NEGOTIATED_TTL_MS;
+    if (RAND_bytes(l->secret, SECRET_BYTES) != 1 || RAND_bytes(l->public_tail, PUBLIC_BYTES) != 1)
+        RH_ASSERT(!"RAND_bytes failed");
+    if (!hs->negotiated_count++)
+        rh_timer_schedule(rh_shard_wheel(s), &hs->sweep, rh_clock_now_ms() + SWEEP_MS);
+
+    uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
+    char id[ID_TEXT_LEN + 1], token[TOKEN_TEXT_LEN + 1];
+    route_put(raw, link_route(hs, slot));
+    memcpy(raw + ROUTE_BYTES, l->public_tail, PUBLIC_BYTES);
+    rh_b64url_encode(raw, ROUTE_BYTES + PUBLIC_BYTES, id);
+    memcpy(raw + ROUTE_BYTES, l->secret, SECRET_BYTES);
+    rh_b64url_encode(raw, ROUTE_BYTES + SECRET_BYTES, token);
+
+    static const char transports[] = "\"availableTransports\":[{\"transport\":\"WebSockets\","
+                                     "\"transferFormats\":[\"Text\",\"Binary\"]}]}";
+    char body[512];
+    int n = version >= 1
+                ? snprintf(body, sizeof(body),
+                           "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
+                           "\"connectionToken\":\"%s\",%s",
+                           id, token, transports)
+                : snprintf(body, sizeof(body), "{\"negotiateVersion\":0,\"connectionId\":\"%s\",%s",
+                           id, transports);
+    return rh_buf_copy(body, (uint32_t)n);
+}
+
+struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
+                                            struct rh_span id)
 {
     RH_ASSERT(hub.len <= RH_HUB_NAME_MAX);
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
+    uint32_t slot;
+    if (id.len) {
+        /* The secret must match: the token is the only proof of having negotiated. A v0
+         * connection uses its public id as the token, as ASP.NET does. */
+        uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
+        ssize_t n = rh_b64url_decode((const char *)id.ptr, id.len, raw, sizeof(raw));
+        if (n != ROUTE_BYTES + SECRET_BYTES && n != ROUTE_BYTES + PUBLIC_BYTES) return NULL;
+        uint64_t route = route_get(raw);
+        slot = rh_conn_id_slot(route);
+        if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard) || slot >= hs->link_count)
+            return NULL;
+        struct hub_link *l = &hs->links[slot];
+        bool is_v0 = n == ROUTE_BYTES + PUBLIC_BYTES;
+        const uint8_t *expected = is_v0 ? l->public_tail : l->secret;
+        if (l->state != LINK_NEGOTIATED || l->gen != rh_conn_id_gen(route) ||
+            is_v0 != (l->version == 0) ||
+            CRYPTO_memcmp(raw + ROUTE_BYTES, expected, (size_t)n - ROUTE_BYTES) != 0)
+            return NULL;
+        hs->negotiated_count--;
+    } else {
+        slot = link_alloc(hs);
+        if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
+            RH_ASSERT(!"RAND_bytes failed");
+    }
     struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
+    hs->links[slot].state = LINK_ATTACHED;
+    hs->links[slot].session = h;
+    h->link_slot = slot;
+
     h->conn = c;
     memcpy(h->hub, hub.ptr, hub.len);
     h->hub_len = hub.len;
@@ -139,6 +268,7 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
 
 void rh_hub_session_free(struct rh_hub_session *h)
 {
+    link_free(rh_shard_app(rh_conn_shard(h->conn)), h->link_slot);
     rh_list_unlink(&h->link);
     rh_timer_cancel(&h->tick);
     rh_ws_in_destroy(&h->ws);
@@ -315,6 +445,8 @@ static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg)
             invoke_echo(h, msg);
         } else if (rh_span_eq_nocase(msg->target, "SendToAll")) {
             invoke_send_to_all(h, msg);
+        } else if (rh_span_eq_nocase(msg->target, "SendToConnection")) {
+            invoke_send_to_connection(h, msg);
         } else {
             char error[160];
             snprintf(error, sizeof(error), "Unknown hub method '%.*s'", (int)msg->target.len,
@@ -363,8 +495,112 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
         return;
     }
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-    rh_shard_post_all(s, send_all_pack(h, msg, target_span, rh_shard_count(s)));
+    rh_shard_post_all(s, send_all_pack(h, msg, 1, target_span, rh_shard_count(s)));
     complete_void(h, msg);
+}
+
+/* SendToConnection(connectionId, target, ...args): that one connection, on whichever shard
+ * (of this node) it lives; an unknown id is not an error, as in ASP.NET. */
+static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg)
+{
+    struct rh_shard *s = rh_conn_shard(h->conn);
+    char id[ID_TEXT_LEN + 1];
+    uint8_t target[RH_HUB_NAME_MAX];
+    bool is_json = h->codec == RH_HUB_JSON;
+    ssize_t id_len = is_json ? rh_hub_json_arg_string(msg, 0, (uint8_t *)id, sizeof(id))
+                             : rh_hub_msgpack_arg_string(msg, 0, (uint8_t *)id, sizeof(id));
+    ssize_t target_len = is_json ? rh_hub_json_arg_string(msg, 1, target, sizeof(target))
+                                 : rh_hub_msgpack_arg_string(msg, 1, target, sizeof(target));
+    if (msg->arg_count < 2 || target_len <= 0 || id_len == -EINVAL) {
+        complete_error(h, msg,
+                       "Failed to invoke 'SendToConnection' due to an error on the server.");
+        return;
+    }
+    uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
+    int shard = id_len == ID_TEXT_LEN ? rh_hub_id_shard(s, id, (size_t)id_len) : -1;
+    if (shard >= 0 && rh_b64url_decode(id, (size_t)id_len, raw, sizeof(raw)) == sizeof(raw)) {
+        struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
+        struct rh_blob *b = send_all_pack(h, msg, 2, target_span, 1);
+        b->kind = BLOB_SEND_TO_CONN;
+        b->arg = route_get(raw);
+        rh_shard_post(s, (uint32_t)shard, b);
+    }
+    complete_void(h, msg);
+}
+
+static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
+{
+    struct send_all m;
+    uint32_t slot = rh_conn_id_slot(b->arg);
+    if (!send_all_unpack(b, &m) || slot >= hs->link_count) return;
+    struct hub_link *l = &hs->links[slot];
+    if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
+    struct rh_hub_session *h = l->session;
+    if (h->is_ending || !h->is_handshaken) return;
+    struct rh_buf *frame = invocation_frame(&m, h->codec);
+    if (!frame) return;
+    rh_conn_send(h->conn, frame);
+    rh_buf_unref(frame);
+    h->last_tx_ms = rh_clock_now_ms();
+}
+
+static uint32_t link_alloc(struct hub_shard *hs)
+{
+    if (hs->free_count) return hs->free_links[--hs->free_count];
+    if (hs->link_count == hs->link_cap) {
+        uint32_t cap = hs->link_cap ? hs->link_cap * 2 : 64;
+        RH_ASSERT(cap <= (1u << RH_CONN_ID_SLOT_BITS));
+        hs->links = rh_realloc(hs->links, cap * sizeof(*hs->links));
+        hs->free_links = rh_realloc(hs->free_links, cap * sizeof(*hs->free_links));
+        memset(hs->links + hs->link_cap, 0, (cap - hs->link_cap) * sizeof(*hs->links));
+        hs->link_cap = cap;
+    }
+    return hs->link_count++;
+}
+
+static void link_free(struct hub_shard *hs, uint32_t slot)
+{
+    struct hub_link *l = &hs->links[slot];
+    uint32_t gen = (l->gen + 1) & ((1u << RH_CONN_ID_GEN_BITS) - 1);
+    memset(l, 0, sizeof(*l));
+    l->gen = gen;
+    hs->free_links[hs->free_count++] = slot;
+}
+
+static uint64_t link_route(const struct hub_shard *hs, uint32_t slot)
+{
+    uint64_t node = rh_runtime_node_id(rh_shard_runtime(hs->shard));
+    return node << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS) |
+           (uint64_t)rh_shard_idx(hs->shard) << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS) |
+           (uint64_t)slot << RH_CONN_ID_GEN_BITS | hs->links[slot].gen;
+}
+
+static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route)
+{
+    for (int i = ROUTE_BYTES - 1; i >= 0; i--, route >>= 8)
+        out[i] = (uint8_t)route;
+}
+
+static uint64_t route_get(const uint8_t in[ROUTE_BYTES])
+{
+    uint64_t route = 0;
+    for (int i = 0; i < ROUTE_BYTES; i++)
+        route = route << 8 | in[i];
+    return route;
+}
+
+static void sweep_fired(struct rh_timer *t)
+{
+    struct hub_shard *hs = (struct hub_shard *)((char *)t - offsetof(struct hub_shard, sweep));
+    int64_t now_ms = rh_clock_now_ms();
+    for (uint32_t slot = 0; slot < hs->link_count && hs->negotiated_count; slot++) {
+        struct hub_link *l = &hs->links[slot];
+        if (l->state == LINK_NEGOTIATED && l->expires_ms <= now_ms) {
+            link_free(hs, slot);
+            hs->negotiated_count--;
+        }
+    }
+    if (hs->negotiated_count) rh_timer_schedule(rh_shard_wheel(hs->shard), t, now_ms + SWEEP_MS);
 }
 
 static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg)
@@ -386,11 +622,12 @@ static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg
 /* Blob payload: u8 codec, u16 hub length, hub, u16 target length, target, u8 argument count,
  * then per argument a u32 length and its encoded bytes. Lengths are host order: the blob never
  * leaves the process. */
+/* Arguments from index @first_arg on are the values sent (those before name the target). */
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     struct rh_span target, uint32_t refs)
+                                     uint32_t first_arg, struct rh_span target, uint32_t refs)
 {
     uint32_t size = 1 + 2 + h->hub_len + 2 + target.len + 1;
-    for (uint32_t i = 1; i < msg->arg_count; i++)
+    for (uint32_t i = first_arg; i < msg->arg_count; i++)
         size += 4 + msg->args[i].len;
 
     struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, refs, NULL, size);
@@ -405,8 +642,8 @@ static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struc
     memcpy(p, &len16, 2);
     memcpy(p + 2, target.ptr, target.len);
     p += 2 + target.len;
-    *p++ = (uint8_t)(msg->arg_count - 1);
-    for (uint32_t i = 1; i < msg->arg_count; i++) {
+    *p++ = (uint8_t)(msg->arg_count - first_arg);
+    for (uint32_t i = first_arg; i < msg->arg_count; i++) {
         memcpy(p, &msg->args[i].len, 4);
         memcpy(p + 4, msg->args[i].ptr, msg->args[i].len);
         p += 4 + msg->args[i].len;

@@ -6,10 +6,10 @@
  * message). Frames and hub messages are parsed and written by transports/; this file decides
  * what each message does.
  *
- * Built-in methods so far: Echo and SendToAll. Unknown methods complete with ASP.NET's error
- * text. SendToAll goes to every shard as one blob; each shard encodes the invocation once per
- * hub protocol (transcoding the arguments when the sender used the other one) and every local
- * session of the hub gets a reference to the same frame.
+ * Built-in methods so far: Echo, SendToAll and SendToConnection. Unknown methods complete with
+ * ASP.NET's error text. SendToAll goes to every shard as one blob; each shard encodes the
+ * invocation once per hub protocol (transcoding the arguments when the sender used the other one)
+ * and every local session of the hub gets a reference to the same frame.
  */
 #include <stddef.h>
 #include <sys/types.h>
@@ -27,9 +27,23 @@ void rh_hub_shard_stop(struct rh_shard *s);
 /* A blob posted by a hub session of some shard (a SendToAll). */
 void rh_hub_blob(struct rh_shard *s, struct rh_blob *b);
 
-/* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes), whose 101 reply is
- * queued. Owner shard's thread. */
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub);
+/* Hub connections: a negotiate reserves one on the shard that answers it, for 15 s; its
+ * connectionId and connectionToken (base64url) both carry node, shard, slot and generation,
+ * so any shard knows where it lives. The token also carries a 128-bit secret. */
+
+/* The shard that owns the hub connection named by @id (a token, or a v0 connection id), or -1
+ * when @id is not of that form or names another node. */
+int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len);
+/* The body of a successful negotiate (@version 0 or 1) for a new hub connection reserved on
+ * @s, as JSON in a new buffer. */
+struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
+
+/* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes). @id is the id= query
+ * value (empty when the client skipped negotiate); it must name a connection negotiated on
+ * this shard and not yet used. Returns NULL when it does not (answer 404). Owner shard's
+ * thread; the caller then queues the 101 reply. */
+struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
+                                            struct rh_span id);
 /* Bytes the client sent (WebSocket frames). Consumes them all and returns @len, or a negative
  * errno after it has queued the close frames for a protocol violation and closed @c. */
 ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_t len);

@@ -150,6 +150,11 @@ uint16_t rh_runtime_port(const struct rh_runtime *rt)
     return rt->port;
 }
 
+uint32_t rh_runtime_node_id(const struct rh_runtime *rt)
+{
+    return rt->cfg->node_id;
+}
+
 uint32_t rh_runtime_shard_count(const struct rh_runtime *rt)
 {
     return rt->shard_count;

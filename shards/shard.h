@@ -116,6 +116,8 @@ struct rh_runtime_stats {
 };
 /* Any thread. */
 void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
+/* This node's id (--node-id), part of every connection id. Any thread. */
+uint32_t rh_runtime_node_id(const struct rh_runtime *rt);
 /* Number of shards. Any thread. */
 uint32_t rh_runtime_shard_count(const struct rh_runtime *rt);
 

@@ -137,6 +137,33 @@ int main(int argc, char **argv)
              1);
     CHECK_EQ(r[0].status, 426);
 
+    /* Negotiate: POST only; versions 0 and 1; a bad version is an error in the JSON body. */
+    CHECK_EQ(
+        exchange("GET /hubs/chat/negotiate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4),
+        1);
+    CHECK_EQ(r[0].status, 405);
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate?negotiateVersion=x HTTP/1.1\r\nHost: t\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 200);
+    CHECK(strstr(r[0].body, "non-integer") != NULL);
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 200);
+    CHECK(strstr(r[0].body, "\"negotiateVersion\":0") != NULL);
+    CHECK(strstr(r[0].body, "connectionToken") == NULL);
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: t\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK(strstr(r[0].body, "\"negotiateVersion\":1") != NULL);
+    CHECK(strstr(r[0].body, "\"connectionToken\":\"") != NULL);
+    CHECK(strstr(r[0].body,
+                 "{\"transport\":\"WebSockets\",\"transferFormats\":[\"Text\",\"Binary\"]}") !=
+          NULL);
+
     /* HTTP/1.0 closes after one response without being asked. */
     CHECK_EQ(exchange("GET /healthz HTTP/1.0\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 200);

@@ -134,3 +134,48 @@ test('SendToAll reaches every client of the hub once, on every shard, in both pr
   assert.equal(elsewhereGot, 0);
   await Promise.all([...clients, elsewhere].map((c) => c.stop()));
 });
+
+function negotiated(protocol) {
+  const builder = new signalR.HubConnectionBuilder()
+    .withUrl(server.url('chat'))
+    .configureLogging(signalR.LogLevel.Warning);
+  if (protocol === 'messagepack') builder.withHubProtocol(new MessagePackHubProtocol());
+  return builder.build();
+}
+
+test('negotiated clients learn their connectionId; SendToConnection reaches exactly that one', async () => {
+  const clients = Array.from({ length: 12 }, (_, i) => negotiated(i % 2 ? 'json' : 'messagepack'));
+  const received = clients.map(() => []);
+  clients.forEach((c, i) =>
+    c.on('direct', (payload) => {
+      received[i].push(payload);
+    }),
+  );
+  await Promise.all(clients.map((c) => c.start()));
+  const ids = clients.map((c) => c.connectionId);
+  ids.forEach((id) => assert.match(id, /^[A-Za-z0-9_-]{22}$/));
+  assert.equal(new Set(ids).size, ids.length);
+
+  // Each client sends to the next one; the sockets sit on whichever shard their transport
+  // request reached, and were moved to the shard that answered their negotiate.
+  await Promise.all(
+    clients.map((c, i) => c.invoke('SendToConnection', ids[(i + 1) % ids.length], 'direct', { from: i })),
+  );
+  await until(() => received.every((r) => r.length >= 1), 'every client to get its message');
+  received.forEach((r, i) => assert.deepEqual(r, [{ from: (i + clients.length - 1) % clients.length }]));
+
+  // An id nobody has completes quietly, as in ASP.NET.
+  assert.equal(await clients[0].invoke('SendToConnection', 'AAAAAAAAAAAAAAAAAAAAAA', 'direct', 1), null);
+  await Promise.all(clients.map((c) => c.stop()));
+});
+
+test('a WebSocket with an id that was never negotiated is refused with 404', async () => {
+  const { default: WebSocket } = await import('ws');
+  const status = await new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/hubs/chat?id=${'A'.repeat(32)}`);
+    ws.on('unexpected-response', (req, res) => resolve(res.statusCode));
+    ws.on('open', () => resolve('opened'));
+    ws.on('error', () => {});
+  });
+  assert.equal(status, 404);
+});
