@@ -4,9 +4,11 @@
  * HTTP/1.1 (keep-alive and pipelining), and each request is routed to what serves it. Parsing
  * is transports/http's; this file decides where requests go and owns the per-connection state.
  *
- * Routes so far: GET /healthz, and /hubs/{hub}, where a WebSocket upgrade starts a hub session
- * (shards/hub.h). Everything else is answered 404 (or 405 for a known path with another
- * method); malformed or oversized requests get their 4xx and the connection is closed.
+ * Routes so far: GET /healthz; POST /hubs/{hub}/negotiate; GET /hubs/{hub}, where a WebSocket
+ * upgrade starts a hub session (shards/hub.h), on the shard that holds the id= connection
+ * (the socket moves there if the kernel handed it to another). Everything else is answered 404 (or
+ * 405 for a known path with another method); malformed or oversized requests get their 4xx and the
+ * connection is closed.
  */
 #include "shards/shard.h"
 
