@@ -247,7 +247,10 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
     bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len);
     f->hub = rh_hub_session_start(f->conn, rest, rh_span_make(id, has_id ? (uint32_t)id_len : 0));
     if (!f->hub) {
-        reply(f, 404, "text/plain; charset=utf-8", "No Connection with that ID\n", NULL, 0);
+        if (has_id)
+            reply(f, 404, "text/plain; charset=utf-8", "No Connection with that ID\n", NULL, 0);
+        else
+            reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
         return;
     }
     rh_conn_send_copy(f->conn, response, (uint32_t)n);
@@ -332,6 +335,10 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req)
         }
     }
     struct rh_buf *body = rh_hub_negotiate(rh_conn_shard(f->conn), version >= 1 ? 1 : 0);
+    if (!body) {
+        reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
+        return;
+    }
     struct rh_http_field fields[] = {{"Content-Type", json}, {"Cache-Control", "no-cache"}};
     struct rh_buf *buf = rh_http_response_buf(200, fields, 2, body->data, body->len);
     rh_buf_unref(body);

@@ -39,6 +39,8 @@
 #define PUBLIC_BYTES         8 /* random tail of a connectionId */
 #define ID_TEXT_LEN          RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
 #define TOKEN_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
+#define LINKS_MAX            (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
+#define LINK_NONE            UINT32_MAX
 
 enum link_state {
     LINK_FREE,
@@ -190,6 +192,7 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
 {
     struct hub_shard *hs = rh_shard_app(s);
     uint32_t slot = link_alloc(hs);
+    if (slot == LINK_NONE) return NULL;
     struct hub_link *l = &hs->links[slot];
     l->state = LINK_NEGOTIATED;
     l->version = (uint8_t)version;
@@ -246,6 +249,7 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
         hs->negotiated_count--;
     } else {
         slot = link_alloc(hs);
+        if (slot == LINK_NONE) return NULL;
         if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
             RH_ASSERT(!"RAND_bytes failed");
     }
@@ -544,12 +548,17 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     h->last_tx_ms = rh_clock_now_ms();
 }
 
+/* A free hub connection slot, or LINK_NONE when the shard holds as many as ids can name. */
 static uint32_t link_alloc(struct hub_shard *hs)
 {
     if (hs->free_count) return hs->free_links[--hs->free_count];
     if (hs->link_count == hs->link_cap) {
+        if (hs->link_cap == LINKS_MAX) {
+            rh_log_limited(RH_LOG_WARN, "hub", "all %u hub connection slots of this shard in use",
+                           LINKS_MAX);
+            return LINK_NONE;
+        }
         uint32_t cap = hs->link_cap ? hs->link_cap * 2 : 64;
-        RH_ASSERT(cap <= (1u << RH_CONN_ID_SLOT_BITS));
         hs->links = rh_realloc(hs->links, cap * sizeof(*hs->links));
         hs->free_links = rh_realloc(hs->free_links, cap * sizeof(*hs->free_links));
         memset(hs->links + hs->link_cap, 0, (cap - hs->link_cap) * sizeof(*hs->links));

@@ -35,13 +35,13 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b);
  * when @id is not of that form or names another node. */
 int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len);
 /* The body of a successful negotiate (@version 0 or 1) for a new hub connection reserved on
- * @s, as JSON in a new buffer. */
+ * @s, as JSON in a new buffer; NULL when the shard has no slot left (answer 503). */
 struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
 
 /* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes). @id is the id= query
  * value (empty when the client skipped negotiate); it must name a connection negotiated on
- * this shard and not yet used. Returns NULL when it does not (answer 404). Owner shard's
- * thread; the caller then queues the 101 reply. */
+ * this shard and not yet used. Returns NULL when it does not (answer 404), or when no slot is left.
+ * Owner shard's thread; the caller then queues the 101 reply. */
 struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
                                             struct rh_span id);
 /* Bytes the client sent (WebSocket frames). Consumes them all and returns @len, or a negative
