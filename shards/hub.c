@@ -114,14 +114,18 @@ static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
 static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
 static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
 static void sweep_fired(struct rh_timer *t);
-static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                      uint32_t first_arg, struct rh_span target, uint32_t refs);
 static bool send_all_unpack(const struct rh_blob *b, struct send_all *out);
 static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
+static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                     enum rh_hub_result kind, struct rh_span payload);
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                            const char *error);
-static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes, bool text);
+static ssize_t arg_string(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                          uint32_t idx, void *out, size_t cap);
+static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes);
+static void send_ws_close(struct rh_hub_session *h, uint16_t code);
 static void end_with_error(struct rh_hub_session *h, const char *error);
 static void tick_fired(struct rh_timer *t);
 static void tick_schedule(struct rh_hub_session *h);
@@ -354,10 +358,7 @@ static int on_close(void *ctx, uint16_t code, const char *reason, size_t reason_
     struct rh_hub_session *h = ctx;
     (void)reason;
     (void)reason_len;
-    struct rh_buf *close =
-        rh_ws_close_frame_new(code == RH_WS_CLOSE_NO_STATUS ? 0 : RH_WS_CLOSE_NORMAL, NULL);
-    rh_conn_send(h->conn, close);
-    rh_buf_unref(close);
+    send_ws_close(h, code == RH_WS_CLOSE_NO_STATUS ? 0 : RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
     return -ECONNABORTED;
 }
@@ -420,7 +421,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
             struct rh_buf *ok = rh_buf_new(8);
             rh_hub_handshake_write_ok(&ok);
             /* In the protocol's own frame type already, as ASP.NET does. */
-            send_hub(h, ok, h->codec == RH_HUB_JSON);
+            send_hub(h, ok);
             tick_schedule(h);
             return n;
         }
@@ -433,10 +434,8 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                    (unsigned long long)rh_conn_id(h->conn), error);
     struct rh_buf *reply = rh_buf_new(64);
     rh_hub_handshake_write_error(&reply, error);
-    send_hub(h, reply, true);
-    struct rh_buf *close = rh_ws_close_frame_new(RH_WS_CLOSE_NORMAL, NULL);
-    rh_conn_send(h->conn, close);
-    rh_buf_unref(close);
+    send_hub(h, reply);
+    send_ws_close(h, RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
     return n < 0 ? n : -EPROTO;
 }
@@ -475,14 +474,7 @@ static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg)
         complete_error(h, msg, "Failed to invoke 'Echo' due to an error on the server.");
         return;
     }
-    if (!msg->invocation_id.len) return; /* a send: no completion wanted */
-    struct rh_buf *out = rh_buf_new(64 + msg->args[0].len);
-    if (h->codec == RH_HUB_JSON)
-        rh_hub_json_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE, msg->args[0]);
-    else
-        rh_hub_msgpack_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
-                                        msg->args[0]);
-    send_hub(h, out, h->codec == RH_HUB_JSON);
+    complete(h, msg, RH_HUB_RESULT_VALUE, msg->args[0]);
 }
 
 /* SendToAll(target, ...args): every session of this hub, on every shard, the caller
@@ -491,16 +483,14 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
 {
     struct rh_shard *s = rh_conn_shard(h->conn);
     uint8_t target[RH_HUB_NAME_MAX];
-    ssize_t target_len = h->codec == RH_HUB_JSON
-                             ? rh_hub_json_arg_string(msg, 0, target, sizeof(target))
-                             : rh_hub_msgpack_arg_string(msg, 0, target, sizeof(target));
+    ssize_t target_len = arg_string(h, msg, 0, target, sizeof(target));
     if (msg->arg_count < 1 || target_len <= 0) {
         complete_error(h, msg, "Failed to invoke 'SendToAll' due to an error on the server.");
         return;
     }
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     rh_shard_post_all(s, send_all_pack(h, msg, 1, target_span, rh_shard_count(s)));
-    complete_void(h, msg);
+    complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
 
 /* SendToConnection(connectionId, target, ...args): that one connection, on whichever shard
@@ -510,11 +500,8 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
     struct rh_shard *s = rh_conn_shard(h->conn);
     char id[ID_TEXT_LEN + 1];
     uint8_t target[RH_HUB_NAME_MAX];
-    bool is_json = h->codec == RH_HUB_JSON;
-    ssize_t id_len = is_json ? rh_hub_json_arg_string(msg, 0, (uint8_t *)id, sizeof(id))
-                             : rh_hub_msgpack_arg_string(msg, 0, (uint8_t *)id, sizeof(id));
-    ssize_t target_len = is_json ? rh_hub_json_arg_string(msg, 1, target, sizeof(target))
-                                 : rh_hub_msgpack_arg_string(msg, 1, target, sizeof(target));
+    ssize_t id_len = arg_string(h, msg, 0, id, sizeof(id));
+    ssize_t target_len = arg_string(h, msg, 1, target, sizeof(target));
     if (msg->arg_count < 2 || target_len <= 0 || id_len == -EINVAL) {
         complete_error(h, msg,
                        "Failed to invoke 'SendToConnection' due to an error on the server.");
@@ -529,7 +516,7 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
         b->arg = route_get(raw);
         rh_shard_post(s, (uint32_t)shard, b);
     }
-    complete_void(h, msg);
+    complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
 
 static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
@@ -612,26 +599,10 @@ static void sweep_fired(struct rh_timer *t)
     if (hs->negotiated_count) rh_timer_schedule(rh_shard_wheel(hs->shard), t, now_ms + SWEEP_MS);
 }
 
-static void complete_void(struct rh_hub_session *h, const struct rh_hub_msg *msg)
-{
-    if (!msg->invocation_id.len) return;
-    struct rh_buf *out = rh_buf_new(64);
-    /* ASP.NET completes a void hub method with a null result. */
-    static const uint8_t json_null[] = "null";
-    static const uint8_t msgpack_nil[] = {0xc0};
-    if (h->codec == RH_HUB_JSON)
-        rh_hub_json_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
-                                     rh_span_make(json_null, 4));
-    else
-        rh_hub_msgpack_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_VALUE,
-                                        rh_span_make(msgpack_nil, 1));
-    send_hub(h, out, h->codec == RH_HUB_JSON);
-}
-
 /* Blob payload: u8 codec, u16 hub length, hub, u16 target length, target, u8 argument count,
  * then per argument a u32 length and its encoded bytes. Lengths are host order: the blob never
- * leaves the process. */
-/* Arguments from index @first_arg on are the values sent (those before name the target). */
+ * leaves the process. Arguments from index @first_arg on are the values sent (those before
+ * name the recipient and the target). */
 static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                      uint32_t first_arg, struct rh_span target, uint32_t refs)
 {
@@ -722,29 +693,57 @@ static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_cod
     return frame;
 }
 
+/* Completes @msg's invocation (if it asked for a completion) with @kind: a value (@payload
+ * in this session's hub protocol; empty for null, how ASP.NET completes void methods) or an
+ * error (@payload is its text). */
+static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                     enum rh_hub_result kind, struct rh_span payload)
+{
+    if (!msg->invocation_id.len) return; /* a send: no completion wanted */
+    struct rh_buf *out = rh_buf_new(64 + payload.len);
+    if (h->codec == RH_HUB_JSON)
+        rh_hub_json_write_completion(&out, msg->invocation_id, kind, payload);
+    else
+        rh_hub_msgpack_write_completion(&out, msg->invocation_id, kind, payload);
+    send_hub(h, out);
+}
+
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                            const char *error)
 {
-    if (!msg->invocation_id.len) return;
-    struct rh_span text = rh_span_make(error, (uint32_t)strlen(error));
-    struct rh_buf *out = rh_buf_new(64 + text.len);
-    if (h->codec == RH_HUB_JSON)
-        rh_hub_json_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_ERROR, text);
-    else
-        rh_hub_msgpack_write_completion(&out, msg->invocation_id, RH_HUB_RESULT_ERROR, text);
-    send_hub(h, out, h->codec == RH_HUB_JSON);
+    complete(h, msg, RH_HUB_RESULT_ERROR, rh_span_make(error, (uint32_t)strlen(error)));
+}
+
+/* Argument @idx of @msg decoded as a string into @out; as rh_hub_json_arg_string. */
+static ssize_t arg_string(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                          uint32_t idx, void *out, size_t cap)
+{
+    return h->codec == RH_HUB_JSON ? rh_hub_json_arg_string(msg, idx, out, cap)
+                                   : rh_hub_msgpack_arg_string(msg, idx, out, cap);
 }
 
 /* Frames @hub_bytes (whole hub messages) as one WebSocket message and queues it; takes over
  * the caller's reference. */
-static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes, bool text)
+static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
 {
+    /* Text until a binary protocol is agreed: handshake replies are JSON either way, and the
+     * success reply already goes in the agreed protocol's frame type, as ASP.NET does. */
+    bool text = !h->is_handshaken || h->codec == RH_HUB_JSON;
     struct rh_buf *frame =
         rh_ws_frame_new(text ? RH_WS_OP_TEXT : RH_WS_OP_BINARY, hub_bytes->data, hub_bytes->len);
     rh_buf_unref(hub_bytes);
     rh_conn_send(h->conn, frame);
     rh_buf_unref(frame);
     h->last_tx_ms = rh_clock_now_ms();
+}
+
+/* Queues a WebSocket close frame with @code (0: an empty one, the reply to a close that
+ * carried no code). */
+static void send_ws_close(struct rh_hub_session *h, uint16_t code)
+{
+    struct rh_buf *close = rh_ws_close_frame_new(code, NULL);
+    rh_conn_send(h->conn, close);
+    rh_buf_unref(close);
 }
 
 /* Queues a hub Close with @error and a WebSocket close, and marks the session as ending. */
@@ -758,10 +757,8 @@ static void end_with_error(struct rh_hub_session *h, const char *error)
         rh_hub_json_write_close(&out, text, false);
     else
         rh_hub_msgpack_write_close(&out, text, false);
-    send_hub(h, out, h->codec == RH_HUB_JSON || !h->is_handshaken);
-    struct rh_buf *close = rh_ws_close_frame_new(RH_WS_CLOSE_NORMAL, NULL);
-    rh_conn_send(h->conn, close);
-    rh_buf_unref(close);
+    send_hub(h, out);
+    send_ws_close(h, RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
 }
 
@@ -796,7 +793,7 @@ static void tick_fired(struct rh_timer *t)
             rh_hub_json_write_ping(&ping);
         else
             rh_hub_msgpack_write_ping(&ping);
-        send_hub(h, ping, h->codec == RH_HUB_JSON);
+        send_hub(h, ping);
     }
     tick_schedule(h);
 }

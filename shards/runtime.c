@@ -145,19 +145,9 @@ int rh_runtime_main(int argc, char **argv, const struct rh_conn_handler *handler
     return 0;
 }
 
-uint16_t rh_runtime_port(const struct rh_runtime *rt)
-{
-    return rt->port;
-}
-
 uint32_t rh_runtime_node_id(const struct rh_runtime *rt)
 {
     return rt->cfg->node_id;
-}
-
-uint32_t rh_runtime_shard_count(const struct rh_runtime *rt)
-{
-    return rt->shard_count;
 }
 
 void rh_runtime_stop(struct rh_runtime *rt)

@@ -49,6 +49,7 @@ static void accept_done(struct rh_shard *s, const struct io_uring_cqe *cqe);
 static void drain_inbound(struct rh_shard *s);
 static void deliver(struct rh_shard *s, struct rh_blob *b);
 static void flush_outbound(struct rh_shard *s);
+static void shard_wake(struct rh_shard *dst, struct rh_shard *from);
 static bool inbound_is_empty(struct rh_shard *s);
 static int64_t wait_timeout_ms(struct rh_shard *s, int64_t now_ms);
 static void outbox_flush(struct rh_fifo *o, struct rh_spsc *ring);
@@ -79,7 +80,8 @@ void *rh_shard_main(void *arg)
     return NULL;
 }
 
-void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from)
+/* Wakes @dst if it sleeps, after @from pushed to its ring this turn. */
+static void shard_wake(struct rh_shard *dst, struct rh_shard *from)
 {
     /* Pairs with the fence in shard_loop before it sleeps: either it sees our pushes, or we
      * see its flag. The exchange makes exactly one producer send the wake-up. */
@@ -88,7 +90,7 @@ void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from)
         !atomic_exchange_explicit(&dst->sleeping, false, memory_order_relaxed))
         return;
 
-    if (from && from->caps.msg_ring) {
+    if (from->caps.msg_ring) {
         struct io_uring_sqe *sqe = rh_uring_get_sqe(&from->ring);
         io_uring_prep_msg_ring(sqe, dst->ring_fd, 0, rh_ud_make(RH_OP_WAKE, 0, from->idx), 0);
         io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_WAKE_SENT, 0, dst->idx));
@@ -96,7 +98,7 @@ void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from)
     } else {
         eventfd_write(dst->event_fd, 1);
     }
-    if (from) rh_stat_add(&from->stats.wakes_sent, 1);
+    rh_stat_add(&from->stats.wakes_sent, 1);
 }
 
 struct rh_wheel *rh_shard_wheel(struct rh_shard *s)
@@ -235,7 +237,7 @@ static void shard_loop(struct rh_shard *s)
         int err;
         if (timeout_ms > 0) {
             atomic_store_explicit(&s->sleeping, true, memory_order_relaxed);
-            /* Pairs with the fence in rh_shard_wake. */
+            /* Pairs with the fence in shard_wake. */
             atomic_thread_fence(memory_order_seq_cst);
             if (!inbound_is_empty(s)) timeout_ms = 0;
         }
@@ -427,7 +429,7 @@ static void flush_outbound(struct rh_shard *s)
         } else {
             s->outbox_pending &= ~(1ull << j);
         }
-        if (o->count < before) rh_shard_wake(s->rt->shards[j], s);
+        if (o->count < before) shard_wake(s->rt->shards[j], s);
     }
 }
 

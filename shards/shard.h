@@ -89,8 +89,6 @@ int rh_runtime_main(int argc, char **argv, const struct rh_conn_handler *handler
 /* Starts the runtime, serves until SIGINT or SIGTERM, stops it and frees it. Returns 0, or
  * the error of rh_runtime_start. Main thread, before any other thread exists. */
 int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *handler);
-/* The TCP port the shards listen on (useful with --port 0). Any thread. */
-uint16_t rh_runtime_port(const struct rh_runtime *rt);
 /* Asks every shard to stop: stop accepting, close connections (flushing what they queued,
  * for up to cfg->shutdown_grace_ms), and leave their loops. Any thread, async-signal-safe
  * apart from the first call's logging. */
@@ -118,8 +116,6 @@ struct rh_runtime_stats {
 void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
 /* This node's id (--node-id), part of every connection id. Any thread. */
 uint32_t rh_runtime_node_id(const struct rh_runtime *rt);
-/* Number of shards. Any thread. */
-uint32_t rh_runtime_shard_count(const struct rh_runtime *rt);
 
 /* The runtime @s belongs to (for rh_runtime_stats and the like). */
 struct rh_runtime *rh_shard_runtime(const struct rh_shard *s);

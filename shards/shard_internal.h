@@ -174,7 +174,6 @@ struct rh_runtime {
 
 /* shard.c */
 void *rh_shard_main(void *arg);
-void rh_shard_wake(struct rh_shard *dst, struct rh_shard *from);
 
 /* Blob kinds the runtime handles itself (from RH_BLOB_KIND_MAX up). */
 #define RH_BLOB_ADOPT RH_BLOB_KIND_MAX /* arg: a socket; data: u32 app length, app data, input */
