@@ -31,6 +31,10 @@ struct rh_blob *rh_blob_new(uint16_t kind, uint32_t refs, const void *data, uint
 void rh_blob_free(struct rh_blob *blob);
 
 static inline void rh_blob_unref(struct rh_blob *blob);
+/* Adds @n references, for a shard that holds the only one and passes the blob on to @n more
+ * receivers. Such a shard may also change @kind before it first posts the blob on: nobody
+ * else reads it then. */
+static inline void rh_blob_ref_n(struct rh_blob *blob, uint32_t n);
 
 static inline void rh_blob_unref(struct rh_blob *blob)
 {
@@ -40,4 +44,11 @@ static inline void rh_blob_unref(struct rh_blob *blob)
     uint32_t before = atomic_fetch_sub_explicit(&blob->refs, 1, memory_order_acq_rel);
     RH_ASSERT(before > 0);
     if (before == 1) rh_blob_free(blob);
+}
+
+static inline void rh_blob_ref_n(struct rh_blob *blob, uint32_t n)
+{
+    /* relaxed: the caller holds a reference, so the blob cannot be freed meanwhile, and the
+     * posts that hand the new ones out publish the blob with release order. */
+    atomic_fetch_add_explicit(&blob->refs, n, memory_order_relaxed);
 }

@@ -40,6 +40,7 @@ enum opt_type {
     OPT_U32,
     OPT_BOOL,
     OPT_LOG_LEVEL,
+    OPT_STR, /* char * text, checked by the row's check function */
     /* Command line only, no field. */
     OPT_CONFIG,
     OPT_HELP,
@@ -54,6 +55,8 @@ struct opt {
     bool is_pow2;
     const char *def; /* default as the user would write it; NULL for command-line-only rows */
     const char *help;
+    /* OPT_STR: NULL when @value is acceptable, else why not. */
+    const char *(*check)(const char *value);
 };
 
 /* offsetof that fails to compile when the field does not have the type the row parses into. */
@@ -61,22 +64,30 @@ struct opt {
     _Generic(((struct rh_cfg *)0)->field, type : offsetof(struct rh_cfg, field))
 #define U32(name, field, lo, hi, def, help)                                                        \
     {                                                                                              \
-        name, OPT_U32, FIELD(field, uint32_t), lo, hi, false, def, help                            \
+        name, OPT_U32, FIELD(field, uint32_t), lo, hi, false, def, help, NULL                      \
+    }
+#define STR(name, field, check, def, help)                                                         \
+    {                                                                                              \
+        name, OPT_STR, FIELD(field, char *), 0, 0, false, def, help, check                         \
     }
 #define POW2(name, field, lo, hi, def, help)                                                       \
     {                                                                                              \
-        name, OPT_U32, FIELD(field, uint32_t), lo, hi, true, def, help                             \
+        name, OPT_U32, FIELD(field, uint32_t), lo, hi, true, def, help, NULL                       \
     }
+
+static const char *check_hub_prefix(const char *value);
+static const char *check_hub_list(const char *value);
+static const char *check_origins(const char *value);
 
 static const struct opt opts[] = {
     {"listen", OPT_ADDR, FIELD(listen_addr, char *), 0, 0, false, "127.0.0.1",
-     "IPv4 or IPv6 address to listen on"},
+     "IPv4 or IPv6 address to listen on", NULL},
     U32("port", port, 0, 65535, "5000", "TCP port; 0 picks any free port"),
     U32("shards", shard_count, 0, RH_CFG_SHARDS_MAX, "0", "shard threads; 0 = one per usable CPU"),
     {"io-oldest", OPT_BOOL, FIELD(io_oldest, bool), 0, 1, false, "false",
-     "oldest io_uring features only (or RINGHUB_IO_OLDEST=1)"},
+     "oldest io_uring features only (or RINGHUB_IO_OLDEST=1)", NULL},
     {"log-level", OPT_LOG_LEVEL, FIELD(log_level, enum rh_log_level), 0, 0, false, "info",
-     "error, warn, info or debug"},
+     "error, warn, info or debug", NULL},
     U32("node-id", node_id, 0, 4095, "0", "this node's id, part of every connection id"),
     U32("max-conns", max_conns, 1, 10000000, "100000", "most open connections, whole process"),
     POW2("recv-buf-size", recv_buf_size, 512, 65536, "4096", "bytes per receive buffer"),
@@ -85,10 +96,17 @@ static const struct opt opts[] = {
     POW2("spsc-capacity", spsc_capacity, 64, 1048576, "4096", "slots per shard-to-shard ring"),
     U32("backlog", backlog, 1, 65535, "4096", "listen(2) backlog"),
     U32("shutdown-grace-ms", shutdown_grace_ms, 0, 600000, "5000", "drain time on SIGINT/SIGTERM"),
+    STR("hub-prefix", hub_prefix, check_hub_prefix, "/hubs/",
+        "path before the hub name: clients connect to PREFIX{hub}"),
+    STR("hubs", hubs, check_hub_list, "",
+        "comma-separated hub names to serve; empty serves any name"),
+    STR("cors-origins", cors_origins, check_origins, "*",
+        "browser origins allowed cross-origin (comma-separated scheme://host[:port]); * allows "
+        "any, empty none"),
     {"config", OPT_CONFIG, 0, 0, 0, false, NULL,
-     "read options from FILE first (name = value lines); flags override it"},
-    {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit"},
-    {"version", OPT_VERSION, 0, 0, 0, false, NULL, "print the version and exit"},
+     "read options from FILE first (name = value lines); flags override it", NULL},
+    {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit", NULL},
+    {"version", OPT_VERSION, 0, 0, 0, false, NULL, "print the version and exit", NULL},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
@@ -140,6 +158,9 @@ void rh_cfg_defaults(struct rh_cfg *cfg)
 void rh_cfg_free(struct rh_cfg *cfg)
 {
     rh_free(cfg->listen_addr);
+    rh_free(cfg->hub_prefix);
+    rh_free(cfg->hubs);
+    rh_free(cfg->cors_origins);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -171,6 +192,17 @@ int rh_cfg_set(struct rh_cfg *cfg, const char *key, const char *value, char *err
             return -EINVAL;
         }
         *(bool *)field_of(cfg, o) = on;
+        return 0;
+    }
+    case OPT_STR: {
+        const char *why = o->check(value);
+        if (why) {
+            set_err(err, err_len, "%s: '%s': %s", key, value, why);
+            return -EINVAL;
+        }
+        char **field = field_of(cfg, o);
+        rh_free(*field);
+        *field = rh_strndup(value, strlen(value));
         return 0;
     }
     case OPT_LOG_LEVEL: {
@@ -266,9 +298,10 @@ void rh_cfg_print_usage(FILE *out, const char *prog)
     for (size_t i = 0; i < OPT_COUNT; i++) {
         const struct opt *o = &opts[i];
         static const char *const metas[] = {
-            [OPT_ADDR] = "=ADDR",       [OPT_U32] = "=N",       [OPT_BOOL] = "[=BOOL]",
-            [OPT_LOG_LEVEL] = "=LEVEL", [OPT_CONFIG] = "=FILE", [OPT_HELP] = "",
-            [OPT_VERSION] = "",
+            [OPT_ADDR] = "=ADDR",   [OPT_U32] = "=N",
+            [OPT_BOOL] = "[=BOOL]", [OPT_LOG_LEVEL] = "=LEVEL",
+            [OPT_STR] = "=TEXT",    [OPT_CONFIG] = "=FILE",
+            [OPT_HELP] = "",        [OPT_VERSION] = "",
         };
         char flag[64];
         snprintf(flag, sizeof(flag), "--%s%s", o->name, metas[o->type]);
@@ -277,7 +310,7 @@ void rh_cfg_print_usage(FILE *out, const char *prog)
             fprintf(out, " (%s%" PRIu32 "..%" PRIu32 ", default %s)\n",
                     o->is_pow2 ? "power of two " : "", o->min, o->max, o->def);
         else if (o->def)
-            fprintf(out, " (default %s)\n", o->def);
+            fprintf(out, " (default %s)\n", *o->def ? o->def : "empty");
         else
             fputc('\n', out);
     }
@@ -302,6 +335,10 @@ void rh_cfg_validate(const struct rh_cfg *cfg)
             enum rh_log_level level;
             memcpy(&level, field, sizeof(level));
             RH_ASSERT(level >= RH_LOG_ERROR && level <= RH_LOG_DEBUG);
+        } else if (o->type == OPT_STR) {
+            char *text;
+            memcpy(&text, field, sizeof(text));
+            RH_ASSERT(text && !o->check(text));
         }
     }
 
@@ -311,6 +348,57 @@ void rh_cfg_validate(const struct rh_cfg *cfg)
     RH_ASSERT(parse_addr(cfg->listen_addr, &ss, &len) == 0);
     RH_ASSERT(len == cfg->listen_sockaddr_len);
     RH_ASSERT(memcmp(&ss, &cfg->listen_sockaddr, len) == 0);
+}
+
+/* Characters of a URL path segment that need no percent-encoding (RFC 3986 unreserved). */
+static bool is_unreserved(char c)
+{
+    return isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static const char *check_hub_prefix(const char *value)
+{
+    size_t len = strlen(value);
+    if (len < 1 || len > 64 || value[0] != '/' || value[len - 1] != '/')
+        return "must start and end with '/', at most 64 bytes";
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] == '/' && i > 0 && value[i - 1] == '/') return "has an empty segment";
+        if (value[i] != '/' && !is_unreserved(value[i]))
+            return "only letters, digits, '-', '.', '_', '~' and '/'";
+    }
+    return NULL;
+}
+
+static const char *check_hub_list(const char *value)
+{
+    size_t name_len = 0;
+    for (const char *p = value;; p++) {
+        if (*p == ',' || !*p) {
+            if (!name_len && *value) return "has an empty hub name";
+            if (!*p) return NULL;
+            name_len = 0;
+        } else if (!is_unreserved(*p)) {
+            return "hub names take only letters, digits, '-', '.', '_' and '~'";
+        } else if (++name_len > 128) {
+            return "a hub name is at most 128 bytes";
+        }
+    }
+}
+
+static const char *check_origins(const char *value)
+{
+    if (!*value || strcmp(value, "*") == 0) return NULL;
+    for (const char *p = value; *p;) {
+        size_t len = strcspn(p, ",");
+        size_t scheme = strncmp(p, "https://", 8) == 0 ? 8 : strncmp(p, "http://", 7) == 0 ? 7 : 0;
+        if (!scheme || len == scheme || len > 256) return "each origin is http(s)://host[:port]";
+        for (size_t i = scheme; i < len; i++)
+            if (!isalnum((unsigned char)p[i]) && !strchr("-.:[]", p[i]))
+                return "each origin is http(s)://host[:port]";
+        p += len;
+        if (*p == ',' && !*++p) return "ends with ','";
+    }
+    return NULL;
 }
 
 static const struct opt *find_opt(const char *name)

@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -25,7 +27,8 @@
 
 #define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
 #define BODY_SKIP_CHUNK 4096
-#define HUB_PREFIX      "/hubs/" /* hubs are served at /hubs/{hub} */
+#define ORIGIN_MAX      256     /* bytes of an Origin a reply echoes */
+#define PREFLIGHT_AGE   "86400" /* seconds a browser may cache a CORS preflight answer */
 
 enum front_state {
     FRONT_HEAD,         /* waiting for (more of) a request head */
@@ -41,6 +44,8 @@ struct front_conn {
     struct rh_http_chunked chunked;
     struct rh_timer idle;
     struct rh_hub_session *hub; /* FRONT_HUB */
+    /* The request being answered, while route() runs: replies echo its Origin (CORS). */
+    const struct rh_http_request *req;
 };
 
 static void conn_open(struct rh_conn *c);
@@ -53,8 +58,16 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
 static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len);
 static void route(struct front_conn *f, const struct rh_http_request *req);
 static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest);
+static bool hub_is_served(const struct rh_cfg *cfg, struct rh_span hub);
+static struct rh_span hub_path_rest(const struct rh_cfg *cfg, struct rh_span path);
+static void preflight(struct front_conn *f, const struct rh_http_request *req);
 static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
                   const struct rh_http_field *extra, uint32_t extra_count);
+static void reply_bytes(struct front_conn *f, int status, const char *content_type,
+                        const void *body, size_t body_len, const struct rh_http_field *extra,
+                        uint32_t extra_count);
+static uint32_t cors_fields(const struct front_conn *f, struct rh_http_field *fields,
+                            char origin[ORIGIN_MAX + 1]);
 static void reply_error(struct front_conn *f, int status, const char *reason);
 static void idle_expired(struct rh_timer *t);
 static void idle_restart(struct front_conn *f);
@@ -152,7 +165,9 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
     }
     /* Last: a route or Connection: close may end the connection and free @f. */
     struct rh_conn *c = f->conn;
+    f->req = &req;
     route(f, &req);
+    if (rh_conn_app(c) == f) f->req = NULL;
     if (!req.keep_alive) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
     return n;
 }
@@ -191,13 +206,35 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
               NULL, 0);
         return;
     }
-    size_t prefix_len = strlen(HUB_PREFIX);
-    if (req->path.len > prefix_len && memcmp(req->path.ptr, HUB_PREFIX, prefix_len) == 0) {
-        route_hub(f, req,
-                  rh_span_make(req->path.ptr + prefix_len, req->path.len - (uint32_t)prefix_len));
+    struct rh_span rest =
+        hub_path_rest(rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn))), req->path);
+    if (rest.ptr) {
+        route_hub(f, req, rest);
         return;
     }
     reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
+}
+
+/* What follows the hub prefix in @path ("chat/negotiate" in "/hubs/chat/negotiate"), or a
+ * NULL span when @path is not under it. */
+static struct rh_span hub_path_rest(const struct rh_cfg *cfg, struct rh_span path)
+{
+    size_t prefix_len = strlen(cfg->hub_prefix);
+    if (path.len <= prefix_len || memcmp(path.ptr, cfg->hub_prefix, prefix_len) != 0)
+        return rh_span_make(NULL, 0);
+    return rh_span_make(path.ptr + prefix_len, path.len - (uint32_t)prefix_len);
+}
+
+/* --hubs: an empty list serves every name. */
+static bool hub_is_served(const struct rh_cfg *cfg, struct rh_span hub)
+{
+    if (!*cfg->hubs) return true;
+    for (const char *p = cfg->hubs; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == hub.len && memcmp(p, hub.ptr, len) == 0) return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
 }
 
 /* /hubs/{hub}: a WebSocket upgrade starts a hub session. Negotiate, Server-Sent Events and
@@ -209,8 +246,13 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
     bool is_negotiate = rest.len > suffix_len &&
                         memcmp(rest.ptr + rest.len - suffix_len, negotiate_suffix, suffix_len) == 0;
     if (is_negotiate) rest.len -= (uint32_t)suffix_len;
-    if (rest.len > RH_HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len)) {
+    if (rest.len > RH_HUB_NAME_MAX || memchr(rest.ptr, '/', rest.len) ||
+        !hub_is_served(rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn))), rest)) {
         reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
+        return;
+    }
+    if (req->method == RH_HTTP_OPTIONS) {
+        preflight(f, req);
         return;
     }
     if (is_negotiate) {
@@ -245,7 +287,16 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
     char id[64];
     size_t id_len = 0;
     bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len);
-    f->hub = rh_hub_session_start(f->conn, rest, rh_span_make(id, has_id ? (uint32_t)id_len : 0));
+    /* As large as a request target can be, so that a long name is refused, not ignored. */
+    char user[4096];
+    size_t user_len = 0;
+    rh_http_query_get(req->query, "user", user, sizeof(user), &user_len);
+    if (user_len > RH_GROUP_NAME_MAX) {
+        reply(f, 400, "text/plain; charset=utf-8", "user names are at most 256 bytes\n", NULL, 0);
+        return;
+    }
+    f->hub = rh_hub_session_start(f->conn, rest, rh_span_make(id, has_id ? (uint32_t)id_len : 0),
+                                  rh_span_make(user, (uint32_t)user_len));
     if (!f->hub) {
         if (has_id)
             reply(f, 404, "text/plain; charset=utf-8", "No Connection with that ID\n", NULL, 0);
@@ -261,15 +312,85 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
 static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
                   const struct rh_http_field *extra, uint32_t extra_count)
 {
-    struct rh_http_field fields[8];
+    reply_bytes(f, status, content_type, body, body ? strlen(body) : 0, extra, extra_count);
+}
+
+#define EXTRA_FIELDS_MAX 6
+
+/* Queues a reply with @body (may be NULL), the CORS fields the request earns and @extra. */
+static void reply_bytes(struct front_conn *f, int status, const char *content_type,
+                        const void *body, size_t body_len, const struct rh_http_field *extra,
+                        uint32_t extra_count)
+{
+    RH_ASSERT(extra_count <= EXTRA_FIELDS_MAX);
+    struct rh_http_field fields[2 + 3 + EXTRA_FIELDS_MAX];
+    char origin[ORIGIN_MAX + 1];
     uint32_t n = 0;
-    fields[n++] = (struct rh_http_field){"Content-Type", content_type};
+    if (content_type) fields[n++] = (struct rh_http_field){"Content-Type", content_type};
     fields[n++] = (struct rh_http_field){"Cache-Control", "no-cache"};
-    for (uint32_t i = 0; i < extra_count && n < 8; i++)
+    n += cors_fields(f, fields + n, origin);
+    for (uint32_t i = 0; i < extra_count; i++)
         fields[n++] = extra[i];
-    struct rh_buf *buf = rh_http_response_buf(status, fields, n, body, body ? strlen(body) : 0);
+    struct rh_buf *buf = rh_http_response_buf(status, fields, n, body, body_len);
     rh_conn_send(f->conn, buf);
     rh_buf_unref(buf);
+}
+
+/* The CORS fields of a reply to the request being answered: the Origin echoed when
+ * --cors-origins allows it (with credentials, which the SignalR client sends by default, a
+ * wildcard is not accepted by browsers). Writes up to 3 fields; @origin holds the text. */
+static uint32_t cors_fields(const struct front_conn *f, struct rh_http_field *fields,
+                            char origin[ORIGIN_MAX + 1])
+{
+    const struct rh_span *o = f->req ? rh_http_header(f->req, "Origin") : NULL;
+    if (!o || !o->len || o->len > ORIGIN_MAX) return 0;
+    const char *allowed = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->cors_origins;
+    bool is_allowed = strcmp(allowed, "*") == 0;
+    for (const char *p = allowed; *p && !is_allowed;) {
+        size_t len = strcspn(p, ",");
+        is_allowed = len == o->len && strncasecmp(p, (const char *)o->ptr, len) == 0;
+        p += len + (p[len] == ',');
+    }
+    if (!is_allowed) return 0;
+    for (uint32_t i = 0; i < o->len; i++)
+        if (o->ptr[i] < 0x21 || o->ptr[i] > 0x7e) return 0; /* not an origin: echo nothing */
+    memcpy(origin, o->ptr, o->len);
+    origin[o->len] = '\0';
+    fields[0] = (struct rh_http_field){"Access-Control-Allow-Origin", origin};
+    fields[1] = (struct rh_http_field){"Access-Control-Allow-Credentials", "true"};
+    fields[2] = (struct rh_http_field){"Vary", "Origin"};
+    return 3;
+}
+
+/* OPTIONS on a hub path: a CORS preflight. The request headers asked for are allowed when they
+ * are a plain list of header names (what browsers send). */
+static void preflight(struct front_conn *f, const struct rh_http_request *req)
+{
+    static const char default_headers[] =
+        "Authorization, Content-Type, X-Requested-With, X-SignalR-User-Agent";
+    char headers[512];
+    const struct rh_span *asked = rh_http_header(req, "Access-Control-Request-Headers");
+    const char *allow_headers = default_headers;
+    if (asked && asked->len < sizeof(headers)) {
+        bool is_plain = true;
+        for (uint32_t i = 0; i < asked->len && is_plain; i++) {
+            uint8_t c = asked->ptr[i];
+            is_plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '_' || c == ',' || c == ' ';
+        }
+        if (is_plain) {
+            memcpy(headers, asked->ptr, asked->len);
+            headers[asked->len] = '\0';
+            allow_headers = headers;
+        }
+    }
+    const struct rh_http_field extra[] = {
+        {"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+        {"Access-Control-Allow-Headers", allow_headers},
+        {"Access-Control-Max-Age", PREFLIGHT_AGE},
+        {"Allow", "GET, POST, DELETE, OPTIONS"},
+    };
+    reply_bytes(f, 204, NULL, NULL, 0, extra, 4);
 }
 
 static void reply_error(struct front_conn *f, int status, const char *reason)
@@ -296,8 +417,7 @@ static void idle_expired(struct rh_timer *t)
  * with this request still unread, and is served where the connection lives. */
 static bool is_for_another_shard(struct front_conn *f, const struct rh_http_request *req)
 {
-    size_t prefix_len = strlen(HUB_PREFIX);
-    if (req->path.len <= prefix_len || memcmp(req->path.ptr, HUB_PREFIX, prefix_len) != 0)
+    if (!hub_path_rest(rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn))), req->path).ptr)
         return false;
     char id[64];
     size_t id_len;
@@ -339,9 +459,6 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req)
         reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
         return;
     }
-    struct rh_http_field fields[] = {{"Content-Type", json}, {"Cache-Control", "no-cache"}};
-    struct rh_buf *buf = rh_http_response_buf(200, fields, 2, body->data, body->len);
+    reply_bytes(f, 200, json, body->data, body->len, NULL, 0);
     rh_buf_unref(body);
-    rh_conn_send(f->conn, buf);
-    rh_buf_unref(buf);
 }

@@ -20,6 +20,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "shards/groups.h"
 #include "transports/hub.h"
 #include "transports/hub_json.h"
 #include "transports/hub_msgpack.h"
@@ -41,6 +42,9 @@
 #define TOKEN_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
 #define LINKS_MAX            (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
 #define LINK_NONE            UINT32_MAX
+#define GROUPS_PER_CONN_MAX  1024 /* memberships of one connection, its user's included */
+#define NOTE_HANDSHAKE       0    /* a join's note: the user's join, then the handshake reply */
+#define NOTE_COMPLETE        1    /* a join's note: JoinGroup's completion; invocation id follows */
 
 enum link_state {
     LINK_FREE,
@@ -69,10 +73,11 @@ struct hub_shard {
     uint32_t free_count;
     uint32_t negotiated_count;
     struct rh_timer sweep; /* drops negotiated connections never used */
+    struct rh_groups *groups;
 };
 
-/* A SendToAll as it travels between shards: everything in the blob's payload, with the
- * argument values in the sender's hub protocol. */
+/* An invocation to send, as it travels between shards (a SendToAll blob, a group message):
+ * the argument values are in the sender's hub protocol. */
 struct send_all {
     enum rh_hub_codec codec;
     struct rh_span hub, target;
@@ -80,10 +85,18 @@ struct send_all {
     struct rh_span args[RH_HUB_ARGS_MAX];
 };
 
+/* Handshake, then (for a connection with a user) the wait for the user's join to take
+ * effect, so that a SendToUser issued once the client is connected reaches it. */
+enum session_state {
+    SESSION_HANDSHAKE,
+    SESSION_JOINING_USER,
+    SESSION_READY,
+};
+
 struct rh_hub_session {
     struct rh_conn *conn;
     struct rh_ws_in ws;
-    bool is_handshaken;
+    uint8_t state; /* enum session_state */
     /* Set inside parser callbacks, which must not close (closing frees the session while the
      * parser still runs); rh_hub_session_recv closes once the parser has returned. */
     bool is_ending;
@@ -96,6 +109,18 @@ struct rh_hub_session {
     char hub[RH_HUB_NAME_MAX];
     uint8_t *pending; /* hub bytes of an incomplete message */
     uint32_t pending_len;
+    uint32_t group_count;  /* memberships, the user's included */
+    struct rh_list groups; /* struct rh_membership, in_member */
+    char *user;            /* NULL: no user */
+    uint16_t user_len;
+};
+
+/* One message to many sessions of a shard: encoded once per hub protocol, when the first
+ * session that speaks it needs it. */
+struct fanout {
+    struct send_all m;
+    struct rh_buf *frames[2];
+    bool is_unconvertible[2]; /* the values do not convert to that protocol */
 };
 
 static int on_message(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, size_t len);
@@ -107,6 +132,19 @@ static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                 enum rh_group_kind kind, bool is_others);
+static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
+                      char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
+static void groups_deliver(void *ctx, const struct rh_list *members, struct rh_span msg,
+                           uint64_t except);
+static void groups_joined(void *ctx, uint64_t route, struct rh_span note);
+static void session_ready(struct rh_hub_session *h);
+static void hub_feed(struct rh_hub_session *h, const uint8_t *data, size_t len);
+static void fanout_to(struct fanout *f, struct rh_hub_session *h);
+static void fanout_end(struct fanout *f);
 static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
 static uint32_t link_alloc(struct hub_shard *hs);
 static void link_free(struct hub_shard *hs, uint32_t slot);
@@ -114,9 +152,11 @@ static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
 static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
 static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
 static void sweep_fired(struct rh_timer *t);
-static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     uint32_t first_arg, struct rh_span target, uint32_t refs);
-static bool send_all_unpack(const struct rh_blob *b, struct send_all *out);
+static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                              uint32_t first_arg, struct rh_span target);
+static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                          uint32_t first_arg, struct rh_span target, uint8_t *out, uint32_t size);
+static bool send_all_unpack(struct rh_span in, struct send_all *out);
 static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
 static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                      enum rh_hub_result kind, struct rh_span payload);
@@ -136,12 +176,18 @@ static const struct rh_ws_in_ops ws_ops = {
     .on_close = on_close,
 };
 
+static const struct rh_groups_ops group_ops = {
+    .deliver = groups_deliver,
+    .joined = groups_joined,
+};
+
 void rh_hub_shard_start(struct rh_shard *s)
 {
     struct hub_shard *hs = rh_calloc(1, sizeof(*hs));
     hs->shard = s;
     rh_list_init(&hs->sessions);
     rh_timer_init(&hs->sweep, sweep_fired);
+    hs->groups = rh_groups_new(s, &group_ops, hs);
     rh_shard_set_app(s, hs);
 }
 
@@ -150,6 +196,7 @@ void rh_hub_shard_stop(struct rh_shard *s)
     struct hub_shard *hs = rh_shard_app(s);
     RH_ASSERT(rh_list_is_empty(&hs->sessions));
     rh_timer_cancel(&hs->sweep);
+    rh_groups_free(hs->groups);
     rh_shard_set_app(s, NULL);
     rh_free(hs->links);
     rh_free(hs->free_links);
@@ -158,27 +205,21 @@ void rh_hub_shard_stop(struct rh_shard *s)
 
 void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
 {
-    struct send_all m;
     struct hub_shard *hs = rh_shard_app(s);
+    if (rh_groups_blob(hs->groups, b)) return;
     if (b->kind == BLOB_SEND_TO_CONN) {
         deliver_to_connection(hs, b);
         return;
     }
-    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(b, &m)) return;
-    /* One frame per hub protocol on this shard, made when the first session needs it. */
-    struct rh_buf *frames[2] = {NULL, NULL};
+    struct fanout f = {0};
+    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
     struct rh_list *node;
     rh_list_for_each(node, &hs->sessions) {
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
-        if (h->is_ending || h->hub_len != m.hub.len || memcmp(h->hub, m.hub.ptr, m.hub.len))
-            continue;
-        if (!frames[h->codec]) frames[h->codec] = invocation_frame(&m, h->codec);
-        if (!frames[h->codec]) continue; /* the values do not convert: logged once below */
-        rh_conn_send(h->conn, frames[h->codec]);
-        h->last_tx_ms = rh_clock_now_ms();
+        if (h->hub_len == f.m.hub.len && memcmp(h->hub, f.m.hub.ptr, f.m.hub.len) == 0)
+            fanout_to(&f, h);
     }
-    for (int i = 0; i < 2; i++)
-        if (frames[i]) rh_buf_unref(frames[i]);
+    fanout_end(&f);
 }
 
 int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len)
@@ -228,9 +269,9 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
 }
 
 struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
-                                            struct rh_span id)
+                                            struct rh_span id, struct rh_span user)
 {
-    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX);
+    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len <= RH_GROUP_NAME_MAX);
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
     uint32_t slot;
     if (id.len) {
@@ -265,7 +306,13 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
     h->conn = c;
     memcpy(h->hub, hub.ptr, hub.len);
     h->hub_len = hub.len;
+    if (user.len) {
+        h->user = rh_alloc(user.len);
+        memcpy(h->user, user.ptr, user.len);
+        h->user_len = (uint16_t)user.len;
+    }
     rh_list_init(&h->link);
+    rh_list_init(&h->groups);
     rh_ws_in_init(&h->ws, MESSAGE_BYTES_MAX);
     h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
     rh_timer_init(&h->tick, tick_fired);
@@ -276,11 +323,14 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
 
 void rh_hub_session_free(struct rh_hub_session *h)
 {
-    link_free(rh_shard_app(rh_conn_shard(h->conn)), h->link_slot);
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    rh_groups_leave_all(hs->groups, &h->groups);
+    link_free(hs, h->link_slot);
     rh_list_unlink(&h->link);
     rh_timer_cancel(&h->tick);
     rh_ws_in_destroy(&h->ws);
     rh_free(h->pending);
+    rh_free(h->user);
     rh_free(h);
 }
 
@@ -310,26 +360,32 @@ static int on_message(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, s
     struct rh_hub_session *h = ctx;
     (void)op; /* the hub stream ignores frame types: the JSON handshake comes as text anyway */
     h->last_rx_ms = rh_clock_now_ms();
-    if (!h->pending_len) {
-        ssize_t used = hub_input(h, payload, len);
-        if (h->is_ending) return -ECONNABORTED;
-        if ((size_t)used < len) {
-            h->pending = rh_alloc(len - (size_t)used);
-            memcpy(h->pending, payload + used, len - (size_t)used);
-            h->pending_len = (uint32_t)(len - (size_t)used);
-        }
-        return 0;
-    }
-    /* A hub message split across WebSocket messages: join and parse from the start. */
     if (h->pending_len + len > MESSAGE_BYTES_MAX + 8) {
         end_with_error(h, "Connection closed with an error. InvalidDataException: The maximum "
                           "message size of 32768B was exceeded.");
         return -ECONNABORTED;
     }
+    hub_feed(h, payload, len);
+    return h->is_ending ? -ECONNABORTED : 0;
+}
+
+/* Hub bytes after those pending: handles the whole messages, keeps the rest pending. */
+static void hub_feed(struct rh_hub_session *h, const uint8_t *payload, size_t len)
+{
+    if (!h->pending_len) {
+        ssize_t used = hub_input(h, payload, len);
+        if (!h->is_ending && (size_t)used < len) {
+            h->pending = rh_alloc(len - (size_t)used);
+            memcpy(h->pending, payload + used, len - (size_t)used);
+            h->pending_len = (uint32_t)(len - (size_t)used);
+        }
+        return;
+    }
+    /* A hub message split across WebSocket messages: join and parse from the start. */
     uint32_t joined_len = h->pending_len + (uint32_t)len;
     uint8_t *joined = rh_alloc(joined_len);
     memcpy(joined, h->pending, h->pending_len);
-    memcpy(joined + h->pending_len, payload, len);
+    if (len) memcpy(joined + h->pending_len, payload, len);
     rh_free(h->pending);
     h->pending = NULL;
     h->pending_len = 0;
@@ -341,7 +397,6 @@ static int on_message(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, s
     } else {
         rh_free(joined);
     }
-    return h->is_ending ? -ECONNABORTED : 0;
 }
 
 static int on_ping(void *ctx, const uint8_t *payload, size_t len)
@@ -369,7 +424,8 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
 {
     size_t used = 0;
     while (used < len && !h->is_ending) {
-        if (!h->is_handshaken) {
+        if (h->state == SESSION_JOINING_USER) break; /* the rest waits for session_ready */
+        if (h->state == SESSION_HANDSHAKE) {
             ssize_t n = handshake(h, data + used, len - used);
             if (n < 0) break; /* -EAGAIN: wait for more; otherwise the session is ending */
             used += (size_t)n;
@@ -415,14 +471,18 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                strcasecmp(hs.protocol, "messagepack") == 0) {
         if (hs.version <= 2) {
             h->codec = strcasecmp(hs.protocol, "json") == 0 ? RH_HUB_JSON : RH_HUB_MSGPACK;
-            h->is_handshaken = true;
+            if (!h->user) {
+                session_ready(h);
+                return n;
+            }
             struct hub_shard *shard_hubs = rh_shard_app(rh_conn_shard(h->conn));
-            rh_list_push_back(&shard_hubs->sessions, &h->link);
-            struct rh_buf *ok = rh_buf_new(8);
-            rh_hub_handshake_write_ok(&ok);
-            /* In the protocol's own frame type already, as ASP.NET does. */
-            send_hub(h, ok);
-            tick_schedule(h);
+            struct rh_group_key key = {RH_GROUP_USER, rh_span_make(h->hub, h->hub_len),
+                                       rh_span_make(h->user, h->user_len)};
+            uint8_t note = NOTE_HANDSHAKE;
+            h->state = SESSION_JOINING_USER;
+            h->group_count++;
+            rh_groups_join(shard_hubs->groups, &key, h, link_route(shard_hubs, h->link_slot),
+                           &h->groups, rh_span_make(&note, 1));
             return n;
         }
         fail = RH_HUB_HANDSHAKE_BAD_VERSION;
@@ -450,6 +510,16 @@ static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg)
             invoke_send_to_all(h, msg);
         } else if (rh_span_eq_nocase(msg->target, "SendToConnection")) {
             invoke_send_to_connection(h, msg);
+        } else if (rh_span_eq_nocase(msg->target, "SendToGroup")) {
+            invoke_send_to_group(h, msg, RH_GROUP_NAMED, false);
+        } else if (rh_span_eq_nocase(msg->target, "SendToOthersInGroup")) {
+            invoke_send_to_group(h, msg, RH_GROUP_NAMED, true);
+        } else if (rh_span_eq_nocase(msg->target, "SendToUser")) {
+            invoke_send_to_group(h, msg, RH_GROUP_USER, false);
+        } else if (rh_span_eq_nocase(msg->target, "JoinGroup")) {
+            invoke_join_group(h, msg);
+        } else if (rh_span_eq_nocase(msg->target, "LeaveGroup")) {
+            invoke_leave_group(h, msg);
         } else {
             char error[160];
             snprintf(error, sizeof(error), "Unknown hub method '%.*s'", (int)msg->target.len,
@@ -489,7 +559,10 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
         return;
     }
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-    rh_shard_post_all(s, send_all_pack(h, msg, 1, target_span, rh_shard_count(s)));
+    uint32_t size = send_all_size(h, msg, 1, target_span);
+    struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(s), NULL, size);
+    send_all_pack(h, msg, 1, target_span, b->data, size);
+    rh_shard_post_all(s, b);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
 
@@ -511,8 +584,9 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
     int shard = id_len == ID_TEXT_LEN ? rh_hub_id_shard(s, id, (size_t)id_len) : -1;
     if (shard >= 0 && rh_b64url_decode(id, (size_t)id_len, raw, sizeof(raw)) == sizeof(raw)) {
         struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-        struct rh_blob *b = send_all_pack(h, msg, 2, target_span, 1);
-        b->kind = BLOB_SEND_TO_CONN;
+        uint32_t size = send_all_size(h, msg, 2, target_span);
+        struct rh_blob *b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, size);
+        send_all_pack(h, msg, 2, target_span, b->data, size);
         b->arg = route_get(raw);
         rh_shard_post(s, (uint32_t)shard, b);
     }
@@ -523,16 +597,167 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
 {
     struct send_all m;
     uint32_t slot = rh_conn_id_slot(b->arg);
-    if (!send_all_unpack(b, &m) || slot >= hs->link_count) return;
+    if (!send_all_unpack(rh_span_make(b->data, b->len), &m) || slot >= hs->link_count) return;
     struct hub_link *l = &hs->links[slot];
     if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
     struct rh_hub_session *h = l->session;
-    if (h->is_ending || !h->is_handshaken) return;
+    if (h->is_ending || h->state != SESSION_READY) return;
     struct rh_buf *frame = invocation_frame(&m, h->codec);
     if (!frame) return;
     rh_conn_send(h->conn, frame);
     rh_buf_unref(frame);
     h->last_tx_ms = rh_clock_now_ms();
+}
+
+/* JoinGroup(group): completes once the owner of the group has taken the join in, so that
+ * any send issued after the completion reaches the caller. */
+static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
+{
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    char name[RH_GROUP_NAME_MAX];
+    struct rh_group_key key;
+    if (!group_arg(h, msg, "JoinGroup", name, &key)) return;
+    if (h->group_count >= GROUPS_PER_CONN_MAX) {
+        complete_error(h, msg,
+                       "An unexpected error occurred invoking 'JoinGroup' on the server. "
+                       "HubException: a connection can be in at most 1024 groups.");
+        return;
+    }
+    uint8_t note[1 + 255];
+    uint32_t id_len = msg->invocation_id.len < 255 ? msg->invocation_id.len : 255;
+    note[0] = NOTE_COMPLETE;
+    memcpy(note + 1, msg->invocation_id.ptr, id_len);
+    if (rh_groups_join(hs->groups, &key, h, link_route(hs, h->link_slot), &h->groups,
+                       rh_span_make(note, 1 + id_len)))
+        h->group_count++;
+}
+
+/* LeaveGroup(group): in effect at once, since fan-out walks this shard's own index. */
+static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
+{
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    char name[RH_GROUP_NAME_MAX];
+    struct rh_group_key key;
+    if (!group_arg(h, msg, "LeaveGroup", name, &key)) return;
+    if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
+    complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
+}
+
+/* SendToGroup(group, target, ...args), SendToOthersInGroup (@is_others: not to the caller)
+ * and SendToUser(user, target, ...args) (@kind RH_GROUP_USER): through the owner of the group
+ * to every member. Sending to a group nobody is in is not an error, as in ASP.NET. */
+static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                 enum rh_group_kind kind, bool is_others)
+{
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    const char *method = kind == RH_GROUP_USER ? "SendToUser"
+                         : is_others           ? "SendToOthersInGroup"
+                                               : "SendToGroup";
+    char name[RH_GROUP_NAME_MAX];
+    uint8_t target[RH_HUB_NAME_MAX];
+    struct rh_group_key key;
+    ssize_t target_len = arg_string(h, msg, 1, target, sizeof(target));
+    if (msg->arg_count < 2 || target_len <= 0) {
+        char error[128];
+        snprintf(error, sizeof(error), "Failed to invoke '%s' due to an error on the server.",
+                 method);
+        complete_error(h, msg, error);
+        return;
+    }
+    if (!group_arg(h, msg, method, name, &key)) return;
+    key.kind = kind;
+    struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
+    uint32_t size = send_all_size(h, msg, 2, target_span);
+    uint8_t *out;
+    struct rh_blob *b = rh_groups_message_new(&key, size, &out);
+    send_all_pack(h, msg, 2, target_span, out, size);
+    rh_groups_send(hs->groups, b, is_others ? link_route(hs, h->link_slot) : RH_GROUPS_NO_EXCEPT);
+    complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
+}
+
+/* The group named by @msg's first argument, in @name; completes with @method's error and
+ * returns false when there is none. */
+static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
+                      char name[RH_GROUP_NAME_MAX], struct rh_group_key *key)
+{
+    ssize_t len = msg->arg_count >= 1 ? arg_string(h, msg, 0, name, RH_GROUP_NAME_MAX) : -EINVAL;
+    if (len < 0) {
+        char error[160];
+        snprintf(error, sizeof(error),
+                 len == -EMSGSIZE ? "An unexpected error occurred invoking '%s' on the server. "
+                                    "HubException: names are at most 256 bytes."
+                                  : "Failed to invoke '%s' due to an error on the server.",
+                 method);
+        complete_error(h, msg, error);
+        return false;
+    }
+    *key = (struct rh_group_key){RH_GROUP_NAMED, rh_span_make(h->hub, h->hub_len),
+                                 rh_span_make(name, (uint32_t)len)};
+    return true;
+}
+
+static void groups_deliver(void *ctx, const struct rh_list *members, struct rh_span msg,
+                           uint64_t except)
+{
+    (void)ctx;
+    struct fanout f = {0};
+    if (!send_all_unpack(msg, &f.m)) return;
+    struct rh_list *node;
+    rh_list_for_each(node, members) {
+        struct rh_membership *m = rh_list_entry(node, struct rh_membership, in_group);
+        if (m->route != except) fanout_to(&f, m->member);
+    }
+    fanout_end(&f);
+}
+
+static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
+{
+    struct hub_shard *hs = ctx;
+    uint32_t slot = rh_conn_id_slot(route);
+    if (slot >= hs->link_count || !note.len) return;
+    struct hub_link *l = &hs->links[slot];
+    if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(route)) return; /* gone */
+    struct rh_hub_session *h = l->session;
+    if (h->is_ending) return;
+    if (note.ptr[0] == NOTE_HANDSHAKE) {
+        session_ready(h);
+        if (h->pending_len) hub_feed(h, NULL, 0); /* what the client sent meanwhile */
+        if (h->is_ending) rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH); /* frees @h */
+        return;
+    }
+    struct rh_hub_msg msg = {.invocation_id = rh_span_make(note.ptr + 1, note.len - 1)};
+    complete(h, &msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
+}
+
+/* The handshake is done: the reply, in the protocol's own frame type already (as ASP.NET
+ * does), and the session starts taking messages. */
+static void session_ready(struct rh_hub_session *h)
+{
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    h->state = SESSION_READY;
+    rh_list_push_back(&hs->sessions, &h->link);
+    struct rh_buf *ok = rh_buf_new(8);
+    rh_hub_handshake_write_ok(&ok);
+    send_hub(h, ok);
+    tick_schedule(h);
+}
+
+static void fanout_to(struct fanout *f, struct rh_hub_session *h)
+{
+    if (h->is_ending || h->state != SESSION_READY || f->is_unconvertible[h->codec]) return;
+    if (!f->frames[h->codec]) f->frames[h->codec] = invocation_frame(&f->m, h->codec);
+    if (!f->frames[h->codec]) {
+        f->is_unconvertible[h->codec] = true; /* logged there, once */
+        return;
+    }
+    rh_conn_send(h->conn, f->frames[h->codec]);
+    h->last_tx_ms = rh_clock_now_ms();
+}
+
+static void fanout_end(struct fanout *f)
+{
+    for (int i = 0; i < 2; i++)
+        if (f->frames[i]) rh_buf_unref(f->frames[i]);
 }
 
 /* A free hub connection slot, or LINK_NONE when the shard holds as many as ids can name. */
@@ -599,19 +824,24 @@ static void sweep_fired(struct rh_timer *t)
     if (hs->negotiated_count) rh_timer_schedule(rh_shard_wheel(hs->shard), t, now_ms + SWEEP_MS);
 }
 
-/* Blob payload: u8 codec, u16 hub length, hub, u16 target length, target, u8 argument count,
- * then per argument a u32 length and its encoded bytes. Lengths are host order: the blob never
- * leaves the process. Arguments from index @first_arg on are the values sent (those before
- * name the recipient and the target). */
-static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                                     uint32_t first_arg, struct rh_span target, uint32_t refs)
+/* An invocation to send, as blobs carry it: u8 codec, u16 hub length, hub, u16 target length,
+ * target, u8 argument count, then per argument a u32 length and its encoded bytes. Lengths
+ * are host order: blobs never leave the process. Arguments from index @first_arg on are the
+ * values sent (those before name the recipient and the target). */
+static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                              uint32_t first_arg, struct rh_span target)
 {
     uint32_t size = 1 + 2 + h->hub_len + 2 + target.len + 1;
     for (uint32_t i = first_arg; i < msg->arg_count; i++)
         size += 4 + msg->args[i].len;
+    return size;
+}
 
-    struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, refs, NULL, size);
-    uint8_t *p = b->data;
+/* Writes the @size bytes (from send_all_size) at @out. */
+static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                          uint32_t first_arg, struct rh_span target, uint8_t *out, uint32_t size)
+{
+    uint8_t *p = out;
     uint16_t len16;
     *p++ = (uint8_t)h->codec;
     len16 = (uint16_t)h->hub_len;
@@ -628,13 +858,12 @@ static struct rh_blob *send_all_pack(const struct rh_hub_session *h, const struc
         memcpy(p + 4, msg->args[i].ptr, msg->args[i].len);
         p += 4 + msg->args[i].len;
     }
-    RH_ASSERT(p == b->data + size);
-    return b;
+    RH_ASSERT(p == out + size);
 }
 
-static bool send_all_unpack(const struct rh_blob *b, struct send_all *out)
+static bool send_all_unpack(struct rh_span in, struct send_all *out)
 {
-    const uint8_t *p = b->data, *end = b->data + b->len;
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
     uint16_t len16;
     /* Written by send_all_pack in this process: checked anyway, as every ring item is. */
     if (end - p < 3) return false;
@@ -671,8 +900,9 @@ static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_cod
         converted = rh_buf_new(256);
         if (rh_hub_transcode_values(m->codec, m->args, m->arg_count, codec, &converted, spans)) {
             rh_log_limited(RH_LOG_WARN, "hub",
-                           "SendToAll: arguments do not convert between "
-                           "hub protocols; not sent to %s clients",
+                           "'%.*s': arguments do not convert between hub protocols; not sent to "
+                           "%s clients",
+                           (int)m->target.len, (const char *)m->target.ptr,
                            codec == RH_HUB_JSON ? "json" : "messagepack");
             rh_buf_unref(converted);
             return NULL;
@@ -728,7 +958,7 @@ static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
 {
     /* Text until a binary protocol is agreed: handshake replies are JSON either way, and the
      * success reply already goes in the agreed protocol's frame type, as ASP.NET does. */
-    bool text = !h->is_handshaken || h->codec == RH_HUB_JSON;
+    bool text = h->state != SESSION_READY || h->codec == RH_HUB_JSON;
     struct rh_buf *frame =
         rh_ws_frame_new(text ? RH_WS_OP_TEXT : RH_WS_OP_BINARY, hub_bytes->data, hub_bytes->len);
     rh_buf_unref(hub_bytes);
@@ -753,7 +983,7 @@ static void end_with_error(struct rh_hub_session *h, const char *error)
                    (unsigned long long)rh_conn_id(h->conn), error);
     struct rh_span text = rh_span_make(error, (uint32_t)strlen(error));
     struct rh_buf *out = rh_buf_new(64 + text.len);
-    if (h->codec == RH_HUB_JSON || !h->is_handshaken)
+    if (h->codec == RH_HUB_JSON || h->state != SESSION_READY)
         rh_hub_json_write_close(&out, text, false);
     else
         rh_hub_msgpack_write_close(&out, text, false);
@@ -774,7 +1004,7 @@ static void tick_fired(struct rh_timer *t)
     struct rh_hub_session *h =
         (struct rh_hub_session *)((char *)t - offsetof(struct rh_hub_session, tick));
     int64_t now_ms = rh_clock_now_ms();
-    if (!h->is_handshaken) {
+    if (h->state != SESSION_READY) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
         end_with_error(h, error);

@@ -6,14 +6,17 @@
  * message). Frames and hub messages are parsed and written by transports/; this file decides
  * what each message does.
  *
- * Built-in methods so far: Echo, SendToAll and SendToConnection. Unknown methods complete with
- * ASP.NET's error text. SendToAll goes to every shard as one blob; each shard encodes the
- * invocation once per hub protocol (transcoding the arguments when the sender used the other one)
- * and every local session of the hub gets a reference to the same frame.
+ * Built-in methods: Echo, SendToAll, SendToConnection, JoinGroup, LeaveGroup, SendToGroup,
+ * SendToOthersInGroup and SendToUser. Unknown methods complete with ASP.NET's error text.
+ * SendToAll goes to every shard as one blob; group and user messages go through the group's
+ * owner shard (shards/groups.h) to the shards with members. Each shard encodes an invocation
+ * once per hub protocol (transcoding the arguments when the sender used the other one) and
+ * every local recipient gets a reference to the same frame.
  */
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "shards/groups.h"
 #include "shards/shard.h"
 #include "transports/span.h"
 
@@ -40,10 +43,12 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
 
 /* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes). @id is the id= query
  * value (empty when the client skipped negotiate); it must name a connection negotiated on
- * this shard and not yet used. Returns NULL when it does not (answer 404), or when no slot is left.
- * Owner shard's thread; the caller then queues the 101 reply. */
+ * this shard and not yet used. @user (at most RH_GROUP_NAME_MAX bytes; empty: none) is the
+ * connection's user, which SendToUser reaches. Returns NULL when @id does not name such a
+ * connection (answer 404), or when no slot is left. Owner shard's thread; the caller then
+ * queues the 101 reply. */
 struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
-                                            struct rh_span id);
+                                            struct rh_span id, struct rh_span user);
 /* Bytes the client sent (WebSocket frames). Consumes them all and returns @len, or a negative
  * errno after it has queued the close frames for a protocol violation and closed @c. */
 ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_t len);

@@ -150,6 +150,11 @@ uint32_t rh_runtime_node_id(const struct rh_runtime *rt)
     return rt->cfg->node_id;
 }
 
+const struct rh_cfg *rh_runtime_cfg(const struct rh_runtime *rt)
+{
+    return rt->cfg;
+}
+
 void rh_runtime_stop(struct rh_runtime *rt)
 {
     if (atomic_exchange(&rt->stop_requested, true)) return;

@@ -116,6 +116,8 @@ struct rh_runtime_stats {
 void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
 /* This node's id (--node-id), part of every connection id. Any thread. */
 uint32_t rh_runtime_node_id(const struct rh_runtime *rt);
+/* The configuration the runtime was started with (read-only). Any thread. */
+const struct rh_cfg *rh_runtime_cfg(const struct rh_runtime *rt);
 
 /* The runtime @s belongs to (for rh_runtime_stats and the like). */
 struct rh_runtime *rh_shard_runtime(const struct rh_shard *s);

@@ -2,7 +2,9 @@
  * tests/integration/test_http_front.c - the real ringhub binary's HTTP front over loopback:
  * routes and statuses, keep-alive and pipelining, request bodies skipped to reach the next
  * pipelined request, a request trickled in byte by byte, and malformed or oversized requests
- * answered with their 4xx and a closed connection (while other connections carry on).
+ * answered with their 4xx and a closed connection (while other connections carry on), CORS
+ * preflights and Origin echoes; then a second server with --hub-prefix, --hubs and
+ * --cors-origins set.
  * Usage: test_http_front RINGHUB [flags...]
  */
 #include <poll.h>
@@ -22,6 +24,7 @@ static int port;
 
 struct response {
     int status;
+    char head[1024]; /* status line and fields */
     char body[256];
     bool has_close;
 };
@@ -69,6 +72,7 @@ static int parse_responses(const char *text, struct response *out, int max)
         r->status = atoi(text + 9);
         const char *end = strstr(text, "\r\n\r\n");
         if (!end) break;
+        snprintf(r->head, sizeof(r->head), "%.*s", (int)(end + 2 - text), text);
         const char *cl = strstr(text, "Content-Length: ");
         int body_len = cl && cl < end ? atoi(cl + 16) : 0;
         const char *conn = strstr(text, "Connection: close");
@@ -92,6 +96,69 @@ static int exchange(const char *request, struct response *out, int max)
     int n = read_to_eof(fd, text, sizeof(text));
     close(fd);
     return n < 0 ? -1 : parse_responses(text, out, max);
+}
+
+static bool has_field(const struct response *r, const char *field)
+{
+    return strstr(r->head, field) != NULL;
+}
+
+/* A second server with a hub prefix, an allow-list of hubs and one allowed origin. */
+static void check_hub_flags(char *binary, char *const *extra)
+{
+    char *argv[32] = {binary,
+                      "--hub-prefix",
+                      "/rt/v1/",
+                      "--hubs",
+                      "chat,news",
+                      "--cors-origins",
+                      "https://a.example,http://localhost:3000"};
+    int n = 7;
+    for (; *extra && n < 30; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    struct rh_test_server srv;
+    if (rh_test_server_start(&srv, argv) != 0) {
+        CHECK(!"the server with hub flags starts");
+        return;
+    }
+    int saved_port = port;
+    port = srv.port;
+    struct response r[2];
+
+    CHECK_EQ(exchange("POST /rt/v1/news/negotiate HTTP/1.1\r\nHost: t\r\n"
+                      "Origin: http://localhost:3000\r\nConnection: close\r\n\r\n",
+                      r, 2),
+             1);
+    CHECK_EQ(r[0].status, 200);
+    CHECK(has_field(&r[0], "Access-Control-Allow-Origin: http://localhost:3000\r\n"));
+    /* Not a listed hub, not under the prefix: 404. */
+    CHECK_EQ(exchange("POST /rt/v1/other/negotiate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      "\r\n",
+                      r, 2),
+             1);
+    CHECK_EQ(r[0].status, 404);
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                      r, 2),
+             1);
+    CHECK_EQ(r[0].status, 404);
+    /* An origin not on the list gets no CORS fields, so the browser refuses the answer. */
+    CHECK_EQ(exchange("OPTIONS /rt/v1/chat/negotiate HTTP/1.1\r\nHost: t\r\n"
+                      "Origin: https://b.example\r\nAccess-Control-Request-Method: POST\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 2),
+             1);
+    CHECK_EQ(r[0].status, 204);
+    CHECK(!has_field(&r[0], "Access-Control-Allow-Origin"));
+    CHECK_EQ(exchange("OPTIONS /rt/v1/chat/negotiate HTTP/1.1\r\nHost: t\r\n"
+                      "Origin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 2),
+             1);
+    CHECK(has_field(&r[0], "Access-Control-Allow-Origin: https://a.example\r\n"));
+
+    CHECK_EQ(rh_test_server_stop(&srv, WAIT_MS), 0);
+    port = saved_port;
 }
 
 int main(int argc, char **argv)
@@ -164,6 +231,32 @@ int main(int argc, char **argv)
                  "{\"transport\":\"WebSockets\",\"transferFormats\":[\"Text\",\"Binary\"]}") !=
           NULL);
 
+    /* CORS (any origin by default): a preflight, then the Origin echoed with credentials. */
+    CHECK_EQ(exchange("OPTIONS /hubs/chat/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: t\r\n"
+                      "Origin: http://app.example:8080\r\nAccess-Control-Request-Method: POST\r\n"
+                      "Access-Control-Request-Headers: x-signalr-user-agent, x-requested-with\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 204);
+    CHECK(has_field(&r[0], "Access-Control-Allow-Origin: http://app.example:8080\r\n"));
+    CHECK(has_field(&r[0], "Access-Control-Allow-Credentials: true\r\n"));
+    CHECK(has_field(&r[0], "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"));
+    CHECK(has_field(&r[0],
+                    "Access-Control-Allow-Headers: x-signalr-user-agent, x-requested-with\r\n"));
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: t\r\n"
+                      "Origin: http://app.example:8080\r\nConnection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 200);
+    CHECK(has_field(&r[0], "Access-Control-Allow-Origin: http://app.example:8080\r\n"));
+    CHECK(has_field(&r[0], "Vary: Origin\r\n"));
+    /* No Origin: a same-origin or non-browser request gets no CORS fields. */
+    CHECK_EQ(exchange("POST /hubs/chat/negotiate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK(!has_field(&r[0], "Access-Control-Allow-Origin"));
+
     /* HTTP/1.0 closes after one response without being asked. */
     CHECK_EQ(exchange("GET /healthz HTTP/1.0\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 200);
@@ -223,5 +316,7 @@ int main(int argc, char **argv)
 
     /* 0 only if the server stopped in time and freed everything it allocated. */
     CHECK_EQ(rh_test_server_stop(&srv, WAIT_MS), 0);
+
+    check_hub_flags(argv[1], argv + 2);
     return rh_check_finish();
 }

@@ -176,6 +176,33 @@ static void test_set_other_types(void)
     CHECK_ERR(err, "log-level: 'verbose' is not error, warn, info or debug");
     CHECK_EQ(cfg.log_level, RH_LOG_ERROR);
 
+    /* Text options keep their value only when it passes the option's check. */
+    CHECK(strcmp(cfg.hub_prefix, "/hubs/") == 0);
+    CHECK(strcmp(cfg.hubs, "") == 0);
+    CHECK(strcmp(cfg.cors_origins, "*") == 0);
+    CHECK_EQ(rh_cfg_set(&cfg, "hub-prefix", "/", err, sizeof(err)), 0);
+    CHECK_EQ(rh_cfg_set(&cfg, "hub-prefix", "/api/v2.hubs/", err, sizeof(err)), 0);
+    static const char *const bad_prefixes[] = {"", "hubs/", "/hubs", "/a//b/", "/a b/", "/%2f/"};
+    for (size_t i = 0; i < sizeof(bad_prefixes) / sizeof(bad_prefixes[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "hub-prefix", bad_prefixes[i], err, sizeof(err)), -EINVAL);
+    CHECK_ERR(err, "hub-prefix: '/%2f/': only letters");
+    CHECK(strcmp(cfg.hub_prefix, "/api/v2.hubs/") == 0);
+    CHECK_EQ(rh_cfg_set(&cfg, "hubs", "chat,news_2,a-b.c~", err, sizeof(err)), 0);
+    static const char *const bad_lists[] = {",", "chat,", ",chat", "a,,b", "a b", "a/b"};
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "hubs", bad_lists[i], err, sizeof(err)), -EINVAL);
+    CHECK_ERR(err, "hubs: 'a/b': hub names take only");
+    CHECK(strcmp(cfg.hubs, "chat,news_2,a-b.c~") == 0);
+    CHECK_EQ(
+        rh_cfg_set(&cfg, "cors-origins", "https://a.example,http://[::1]:3000", err, sizeof(err)),
+        0);
+    CHECK_EQ(rh_cfg_set(&cfg, "cors-origins", "", err, sizeof(err)), 0);
+    static const char *const bad_origins[] = {"a.example", "https://", "https://a,", "http://a/b",
+                                              "*,https://a"};
+    for (size_t i = 0; i < sizeof(bad_origins) / sizeof(bad_origins[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "cors-origins", bad_origins[i], err, sizeof(err)), -EINVAL);
+    CHECK(strcmp(cfg.cors_origins, "") == 0);
+
     CHECK_EQ(rh_cfg_set(&cfg, "no-such-thing", "1", err, sizeof(err)), -ENOENT);
     CHECK_ERR(err, "no-such-thing: unknown option");
     CHECK_EQ(rh_cfg_set(&cfg, "config", "x.conf", err, sizeof(err)), -ENOENT);

@@ -1,0 +1,97 @@
+#pragma once
+/*
+ * shards/groups.h - groups and users of hub connections, routed as DESIGN.md says.
+ *
+ * A group (and a user: the implicit group of that user's connections) is named by its hub,
+ * its kind and its name, and is owned by shard hash(key) % N. Every shard keeps its own index
+ * from group to its local members; the owner keeps which shards have members. So:
+ *
+ *   join:  the member's shard adds the membership at once and tells the owner, which marks
+ *          the shard and answers; the join is in effect everywhere once the answer is back
+ *          (ops->joined), because every later send passes through the owner after it.
+ *   leave: the member's shard drops the membership; when its last local member is gone it
+ *          tells the owner, which unmarks the shard.
+ *   send:  origin shard -> owner -> every shard with members -> their members (ops->deliver).
+ *          One blob all the way: the owner posts the same payload on to the member shards.
+ *
+ * Between one origin and one group, messages arrive in the order they were sent: every hop
+ * is one SPSC ring, which keeps order. Nothing here allocates per recipient.
+ *
+ * All calls on the shard thread that owns @g.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/blob.h"
+#include "core/list.h"
+#include "shards/shard.h"
+#include "transports/span.h"
+
+#define RH_GROUP_NAME_MAX 256 /* bytes of a group or user name */
+
+/* Blob kinds of this module, in [RH_GROUPS_BLOB_FIRST, RH_GROUPS_BLOB_LAST]. */
+#define RH_GROUPS_BLOB_FIRST 16
+#define RH_GROUPS_BLOB_LAST  23
+
+#define RH_GROUPS_NO_EXCEPT UINT64_MAX /* rh_groups_send: exclude nobody */
+
+enum rh_group_kind {
+    RH_GROUP_NAMED, /* JoinGroup and friends */
+    RH_GROUP_USER,  /* the connections of one user */
+};
+
+struct rh_group_key {
+    enum rh_group_kind kind;
+    struct rh_span hub;  /* at most RH_HUB_NAME_MAX bytes */
+    struct rh_span name; /* at most RH_GROUP_NAME_MAX bytes */
+};
+
+struct rh_groups;
+struct rh_group;
+
+/* One member's membership of one group: on the group's list and on the member's own list
+ * (which rh_groups_leave_all walks when the member goes). */
+struct rh_membership {
+    struct rh_list in_group;
+    struct rh_list in_member;
+    struct rh_group *group;
+    void *member;
+    uint64_t route; /* the member's connection route, for rh_groups_send's @except */
+};
+
+struct rh_groups_ops {
+    /* A message sent to a group with members on this shard: @members is the group's list of
+     * struct rh_membership (in_group), @msg what the sender put in, @except the route of a
+     * member to skip (or RH_GROUPS_NO_EXCEPT). Must not join, leave or close a member
+     * synchronously: the list is being walked. */
+    void (*deliver)(void *ctx, const struct rh_list *members, struct rh_span msg, uint64_t except);
+    /* The owner has taken in the join of the member with @route; @note is what
+     * rh_groups_join got. The member may be gone by now. */
+    void (*joined)(void *ctx, uint64_t route, struct rh_span note);
+};
+
+struct rh_groups *rh_groups_new(struct rh_shard *s, const struct rh_groups_ops *ops, void *ctx);
+/* At shard stop, when no member is left. */
+void rh_groups_free(struct rh_groups *g);
+
+/* Makes @member (connection @route, membership list @memberships) a member of @key and tells
+ * the owner, whose answer comes back as ops->joined(@route, @note) (@note at most 255 bytes).
+ * Returns true if it was a new membership (false: it was one already; the answer comes all
+ * the same, so a repeated join also completes only once the first one is in effect). */
+bool rh_groups_join(struct rh_groups *g, const struct rh_group_key *key, void *member,
+                    uint64_t route, struct rh_list *memberships, struct rh_span note);
+/* Ends @memberships' membership of @key, if it had one. Returns true if it had. */
+bool rh_groups_leave(struct rh_groups *g, const struct rh_group_key *key,
+                     struct rh_list *memberships);
+/* Ends every membership on @memberships (the member is going away). */
+void rh_groups_leave_all(struct rh_groups *g, struct rh_list *memberships);
+/* A message for the members of @key: a new blob with @msg_len bytes at *@msg for the caller
+ * to fill before rh_groups_send. */
+struct rh_blob *rh_groups_message_new(const struct rh_group_key *key, uint32_t msg_len,
+                                      uint8_t **msg);
+/* Sends @b (from rh_groups_message_new; takes the reference) to every member of its group
+ * but the one with route @except. */
+void rh_groups_send(struct rh_groups *g, struct rh_blob *b, uint64_t except);
+
+/* Handles @b if it is one of this module's blobs (kind in the range above). */
+bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b);
