@@ -123,7 +123,7 @@ struct fanout {
     bool is_unconvertible[2]; /* the values do not convert to that protocol */
 };
 
-static int on_message(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, size_t len);
+static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
 static int on_ping(void *ctx, const uint8_t *payload, size_t len);
 static int on_close(void *ctx, uint16_t code, const char *reason, size_t reason_len);
 static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t len);
@@ -171,7 +171,7 @@ static void tick_fired(struct rh_timer *t);
 static void tick_schedule(struct rh_hub_session *h);
 
 static const struct rh_ws_in_ops ws_ops = {
-    .on_message = on_message,
+    .on_data = on_data,
     .on_ping = on_ping,
     .on_close = on_close,
 };
@@ -313,7 +313,7 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
     }
     rh_list_init(&h->link);
     rh_list_init(&h->groups);
-    rh_ws_in_init(&h->ws, MESSAGE_BYTES_MAX);
+    rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
     h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
     rh_timer_init(&h->tick, tick_fired);
     rh_timer_schedule(rh_shard_wheel(rh_conn_shard(c)), &h->tick,
@@ -355,17 +355,24 @@ ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_
     return n;
 }
 
-static int on_message(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, size_t len)
+/* The WebSocket messages are one stream of hub bytes, as in ASP.NET: a hub message may span
+ * WebSocket messages, and the client batches many into one when it sends faster than the
+ * socket drains, so the size limit applies to hub messages (the parsers enforce it), not to
+ * WebSocket messages. */
+static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end)
 {
     struct rh_hub_session *h = ctx;
     (void)op; /* the hub stream ignores frame types: the JSON handshake comes as text anyway */
+    (void)is_end;
     h->last_rx_ms = rh_clock_now_ms();
-    if (h->pending_len + len > MESSAGE_BYTES_MAX + 8) {
-        end_with_error(h, "Connection closed with an error. InvalidDataException: The maximum "
-                          "message size of 32768B was exceeded.");
+    if (!len) return 0;
+    if (h->state == SESSION_JOINING_USER && h->pending_len + len > MESSAGE_BYTES_MAX) {
+        /* Held unparsed until the handshake reply: a client should wait for it. */
+        end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
+                          "data before the handshake completed.");
         return -ECONNABORTED;
     }
-    hub_feed(h, payload, len);
+    hub_feed(h, data, len);
     return h->is_ending ? -ECONNABORTED : 0;
 }
 
@@ -601,7 +608,10 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     struct hub_link *l = &hs->links[slot];
     if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
     struct rh_hub_session *h = l->session;
-    if (h->is_ending || h->state != SESSION_READY) return;
+    /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
+    if (h->is_ending || h->state != SESSION_READY || h->hub_len != m.hub.len ||
+        memcmp(h->hub, m.hub.ptr, m.hub.len) != 0)
+        return;
     struct rh_buf *frame = invocation_frame(&m, h->codec);
     if (!frame) return;
     rh_conn_send(h->conn, frame);
@@ -617,6 +627,10 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "JoinGroup", name, &key)) return;
+    if (msg->arg_count != 1) {
+        complete_error(h, msg, "Failed to invoke 'JoinGroup' due to an error on the server.");
+        return;
+    }
     if (h->group_count >= GROUPS_PER_CONN_MAX) {
         complete_error(h, msg,
                        "An unexpected error occurred invoking 'JoinGroup' on the server. "
@@ -639,6 +653,10 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "LeaveGroup", name, &key)) return;
+    if (msg->arg_count != 1) {
+        complete_error(h, msg, "Failed to invoke 'LeaveGroup' due to an error on the server.");
+        return;
+    }
     if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }

@@ -71,7 +71,8 @@ static void busy_free(struct ws_in_busy *busy);
 static bool busy_is_done(const struct ws_in_busy *busy);
 static ssize_t recv_from_input(uint8_t *buf, size_t len, int flags, void *user_data);
 static int fail(struct rh_ws_in *in, int err, uint16_t code, const char *reason);
-static int frame_start(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb);
+static int frame_start(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb,
+                       const struct rh_ws_in_ops *ops);
 static int frame_chunk(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb,
                        const struct rh_ws_in_ops *ops, void *ctx);
 static int data_chunk(struct rh_ws_in *in, const uint8_t *data, size_t len,
@@ -289,7 +290,8 @@ static int fail(struct rh_ws_in *in, int err, uint16_t code, const char *reason)
 }
 
 /* Checks a frame when its first payload chunk (or its empty payload) arrives. */
-static int frame_start(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb)
+static int frame_start(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb,
+                       const struct rh_ws_in_ops *ops)
 {
     struct ws_in_busy *busy = in->busy;
     const int code = RH_WS_CLOSE_PROTOCOL_ERROR;
@@ -313,7 +315,7 @@ static int frame_start(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb)
     }
 
     /* Checked before anything is allocated for the payload. */
-    if (!wslay_is_ctrl_frame(iocb->opcode) &&
+    if (!ops->on_data && !wslay_is_ctrl_frame(iocb->opcode) &&
         iocb->payload_length > (uint64_t)in->message_bytes_max - busy->msg_len)
         return fail(in, -EMSGSIZE, RH_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
 
@@ -338,7 +340,7 @@ static int frame_chunk(struct rh_ws_in *in, const struct wslay_frame_iocb *iocb,
     struct ws_in_busy *busy = in->busy;
     int err;
 
-    if (!busy->in_frame && (err = frame_start(in, iocb))) return err;
+    if (!busy->in_frame && (err = frame_start(in, iocb, ops))) return err;
     RH_DEBUG_ASSERT(busy->frame_payload_off + iocb->data_length <= busy->frame_payload_len);
     busy->frame_payload_off += iocb->data_length;
     bool is_frame_end = busy->frame_payload_off == busy->frame_payload_len;
@@ -367,8 +369,12 @@ static int data_chunk(struct rh_ws_in *in, const uint8_t *data, size_t len,
             return fail(in, -EPROTO, RH_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text");
     }
 
-    /* A whole message in one piece is handed over from wslay's buffer without a copy. */
     enum rh_ws_opcode op = busy->msg_op;
+    if (ops->on_data) {
+        if (is_message_end) busy->msg_op = 0;
+        return ops->on_data(ctx, op, data, len, is_message_end);
+    }
+    /* A whole message in one piece is handed over from wslay's buffer without a copy. */
     if (is_message_end && busy->msg_len == 0) {
         busy->msg_op = 0;
         return ops->on_message(ctx, op, data, len);

@@ -95,6 +95,12 @@ struct rh_ws_in {
 struct rh_ws_in_ops {
     /* A whole text or binary message, reassembled from its fragments; text is valid UTF-8. */
     int (*on_message)(void *ctx, enum rh_ws_opcode op, const uint8_t *payload, size_t len);
+    /* Instead of on_message when set: each piece of a data message's payload as it arrives,
+     * for a caller that reads the messages as one byte stream (as SignalR does). Text is
+     * checked as UTF-8 across pieces; @is_end marks the message's last piece (which may be
+     * empty). No message is reassembled: message_bytes_max does not apply, and the caller
+     * bounds what it keeps. */
+    int (*on_data)(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
     /* A ping: the caller must answer with a pong carrying the same payload
      * (rh_ws_frame_new(RH_WS_OP_PONG, ...)). NULL: pings are dropped unanswered. */
     int (*on_ping)(void *ctx, const uint8_t *payload, size_t len);

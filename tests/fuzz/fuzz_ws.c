@@ -20,6 +20,9 @@ struct run {
     uint64_t digest; /* FNV-1a over every event and its payload */
     uint32_t event_count;
     bool closed;
+    /* Streamed runs (on_data): the message so far, digested as on_message would at its end. */
+    uint8_t *msg;
+    size_t msg_len;
 };
 
 static void digest_add(struct run *r, const void *p, size_t len)
@@ -113,8 +116,28 @@ static int on_close(void *ctx, uint16_t code, const char *reason, size_t reason_
     return 0;
 }
 
+static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end)
+{
+    struct run *r = ctx;
+    RH_ASSERT(!r->closed);
+    r->msg = realloc(r->msg, r->msg_len + len + 1);
+    if (len) memcpy(r->msg + r->msg_len, data, len);
+    r->msg_len += len;
+    if (!is_end) return 0;
+    size_t msg_len = r->msg_len;
+    r->msg_len = 0;
+    r->max = UINT32_MAX; /* no limit applies to a streamed message */
+    return on_message(r, op, r->msg, msg_len);
+}
+
 static const struct rh_ws_in_ops ops = {
     .on_message = on_message,
+    .on_ping = on_ping,
+    .on_close = on_close,
+};
+
+static const struct rh_ws_in_ops streamed_ops = {
+    .on_data = on_data,
     .on_ping = on_ping,
     .on_close = on_close,
 };
@@ -125,7 +148,7 @@ struct outcome {
 };
 
 static struct outcome run_chunks(struct run *r, const uint8_t *data, size_t len, const size_t *cuts,
-                                 size_t cut_count)
+                                 size_t cut_count, const struct rh_ws_in_ops *ops_used)
 {
     struct rh_ws_in in;
     struct outcome o = {0};
@@ -136,7 +159,7 @@ static struct outcome run_chunks(struct run *r, const uint8_t *data, size_t len,
     for (size_t i = 0; i <= cut_count && !r->closed; i++) {
         size_t end = i < cut_count ? cuts[i] : len;
         if (end <= start) continue;
-        ssize_t n = rh_ws_in_feed(&in, data + start, end - start, &ops, r);
+        ssize_t n = rh_ws_in_feed(&in, data + start, end - start, ops_used, r);
         if (n < 0) {
             RH_ASSERT(n == -EPROTO || n == -EMSGSIZE);
             RH_ASSERT(in.reason != NULL);
@@ -144,7 +167,7 @@ static struct outcome run_chunks(struct run *r, const uint8_t *data, size_t len,
                                      : in.close_code == RH_WS_CLOSE_PROTOCOL_ERROR ||
                                            in.close_code == RH_WS_CLOSE_INVALID_PAYLOAD);
             RH_ASSERT(rh_ws_in_is_idle(&in));
-            RH_ASSERT(rh_ws_in_feed(&in, data, len, &ops, r) == -EPIPE);
+            RH_ASSERT(rh_ws_in_feed(&in, data, len, ops_used, r) == -EPIPE);
             o.rc = n;
             o.close_code = in.close_code;
             break;
@@ -177,14 +200,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cut_count == 1) cuts[0] = cuts[1];
 
     struct run whole = {.max = max, .digest = 0xcbf29ce484222325ull};
-    struct run split = whole;
-    struct outcome a = run_chunks(&whole, stream, len, NULL, 0);
-    struct outcome b = run_chunks(&split, stream, len, cuts, cut_count);
+    struct run split = whole, streamed = whole;
+    struct outcome a = run_chunks(&whole, stream, len, NULL, 0, &ops);
+    struct outcome b = run_chunks(&split, stream, len, cuts, cut_count, &ops);
     RH_ASSERT(a.rc == b.rc);
     RH_ASSERT(a.close_code == b.close_code);
     RH_ASSERT(whole.digest == split.digest);
     RH_ASSERT(whole.event_count == split.event_count);
     RH_ASSERT(whole.closed == split.closed);
+
+    /* Streamed, the same messages come out, unless reassembly hit its size limit. */
+    struct outcome c = run_chunks(&streamed, stream, len, cuts, cut_count, &streamed_ops);
+    RH_ASSERT(c.rc != -EMSGSIZE);
+    if (a.rc != -EMSGSIZE) {
+        RH_ASSERT(a.rc == c.rc);
+        RH_ASSERT(whole.digest == streamed.digest);
+        RH_ASSERT(whole.event_count == streamed.event_count);
+        RH_ASSERT(whole.closed == streamed.closed);
+    }
+    free(streamed.msg);
     RH_ASSERT(rh_alloc_live_bytes() == base);
     return 0;
 }

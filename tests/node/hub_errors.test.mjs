@@ -1,7 +1,8 @@
 // Bad input on the hub endpoint, sent with a raw WebSocket (the `ws` package) against the real
-// ringhub binary: a refused handshake gets ASP.NET's error text, an oversized message and
-// garbage frames close only that connection with a WebSocket status that says why, and an
-// official client connected all along keeps working.
+// ringhub binary: a refused handshake gets ASP.NET's error text, an oversized hub message ends
+// the session with a hub Close as ASP.NET does (while many small ones batched into one large
+// WebSocket message are fine), garbage frames close only that connection with a WebSocket
+// status that says why, and an official client connected all along keeps working.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -68,13 +69,50 @@ test('a malformed hub message ends the session with a Close message', async () =
   assert.equal(r.code, 1000);
 });
 
-test('a message over 32 KiB closes the connection with status 1009', async () => {
+test('a hub message over 32 KiB ends the session with a Close saying so', async () => {
   const big = `{"type":1,"target":"Echo","arguments":["${'x'.repeat(40000)}"]}${RS}`;
   const r = await rawSession((ws) => {
     ws.send(`{"protocol":"json","version":1}${RS}`);
     ws.send(big);
   });
-  assert.equal(r.code, 1009);
+  assert.equal(r.messages[0], `{}${RS}`);
+  assert.match(r.messages[1], /The maximum message size of 32768B was exceeded/);
+  assert.equal(r.code, 1000);
+});
+
+test('many small hub messages in one WebSocket message of 100 KB are all answered', async () => {
+  const count = 2000;
+  let batch = `{"protocol":"json","version":1}${RS}`;
+  for (let i = 0; i < count; i++) {
+    batch += `{"type":1,"invocationId":"${i}","target":"Echo","arguments":["${'v'.repeat(32)}${i}"]}${RS}`;
+  }
+  assert.ok(batch.length > 100000);
+  const results = await new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/hubs/chat`);
+    const seen = [];
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`only ${seen.length} completions`)), 10000);
+    ws.on('open', () => ws.send(batch));
+    ws.on('message', (data) => {
+      buffered += data.toString();
+      const records = buffered.split(RS);
+      buffered = records.pop();
+      for (const record of records) {
+        const m = JSON.parse(record);
+        if (m.type === 3) seen.push(m);
+      }
+      if (seen.length === count) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(seen);
+      }
+    });
+    ws.on('error', reject);
+  });
+  results.forEach((m, i) => {
+    assert.equal(m.invocationId, String(i));
+    assert.equal(m.result, `${'v'.repeat(32)}${i}`);
+  });
 });
 
 test('garbage that is not WebSocket framing closes with status 1002', async () => {

@@ -673,6 +673,86 @@ static void test_handshake(void)
     CHECK_EQ(rh_ws_write_handshake(resp, sizeof(resp), "short", 5), -EINVAL);
 }
 
+/* Streamed mode (on_data): pieces in order, ends marked, no size limit, UTF-8 across pieces. */
+struct stream {
+    uint8_t *bytes;
+    size_t len, cap;
+    int ends;
+    enum rh_ws_opcode op;
+};
+
+static int on_stream_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len,
+                          bool is_end)
+{
+    struct stream *st = ctx;
+    if (st->len + len > st->cap) return -ENOSPC;
+    memcpy(st->bytes + st->len, data, len);
+    st->len += len;
+    st->ends += is_end;
+    st->op = op;
+    return 0;
+}
+
+static const struct rh_ws_in_ops stream_ops = {.on_data = on_stream_data};
+
+/* Feeds @data in pieces of @step bytes into a streamed parser limited to 1 KiB messages. */
+static ssize_t feed_stream(const uint8_t *data, size_t len, size_t step, struct stream *st,
+                           bool *idle)
+{
+    struct rh_ws_in in;
+    rh_ws_in_init(&in, 1024);
+    ssize_t rc = 0;
+    for (size_t off = 0; off < len && rc >= 0; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        rc = rh_ws_in_feed(&in, data + off, n, &stream_ops, st);
+    }
+    *idle = rh_ws_in_is_idle(&in);
+    rh_ws_in_destroy(&in);
+    return rc < 0 ? rc : 0;
+}
+
+static void test_streamed(void)
+{
+    enum { BIG = 100000 };
+    uint8_t *frames = malloc(BIG + 64);
+    struct stream st = {.bytes = malloc(BIG), .cap = BIG};
+    size_t n = put_big(frames, BIG, 3, 0);
+    static const size_t steps[] = {1, 7, 4096, BIG + 64};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        bool idle = false;
+        st.len = 0;
+        st.ends = 0;
+        CHECK_EQ(feed_stream(frames, n, steps[i], &st, &idle), 0);
+        CHECK_EQ(st.len, BIG); /* far over the 1 KiB limit of whole messages */
+        CHECK_EQ(st.ends, 1);
+        CHECK_EQ(st.op, RH_WS_OP_BINARY);
+        CHECK(idle);
+        int wrong = 0;
+        for (size_t j = 0; j < BIG; j++)
+            wrong += st.bytes[j] != (uint8_t)(j * 7 + 3);
+        CHECK_EQ(wrong, 0);
+    }
+
+    /* Text checked across pieces: a character cut over fragments passes, a bad one fails. */
+    bool idle;
+    n = put_frame(frames, false, RH_WS_OP_TEXT, "\xe2", 1);
+    n += put_frame(frames + n, true, RH_WS_OP_CONTINUATION, "\x82\xac!", 3);
+    n += put_frame(frames + n, true, RH_WS_OP_TEXT, "", 0);
+    st.len = 0;
+    st.ends = 0;
+    CHECK_EQ(feed_stream(frames, n, 1, &st, &idle), 0);
+    CHECK_EQ(st.len, 4);
+    CHECK(memcmp(st.bytes, "\xe2\x82\xac!", 4) == 0);
+    CHECK_EQ(st.ends, 2);
+    n = put_frame(frames, false, RH_WS_OP_TEXT, "ok\xf0\x9f", 4);
+    n += put_frame(frames + n, true, RH_WS_OP_CONTINUATION, "\x28\x80", 2);
+    CHECK_EQ(feed_stream(frames, n, 3, &st, &idle), -EPROTO);
+    n = put_frame(frames, true, RH_WS_OP_TEXT, "cut\xe2\x82", 5);
+    CHECK_EQ(feed_stream(frames, n, 2, &st, &idle), -EPROTO);
+    free(st.bytes);
+    free(frames);
+}
+
 int main(void)
 {
     test_handshake();
@@ -684,5 +764,6 @@ int main(void)
     test_close();
     test_feed_api();
     test_memory();
+    test_streamed();
     return rh_check_finish();
 }
