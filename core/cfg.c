@@ -96,6 +96,8 @@ static const struct opt opts[] = {
     POW2("spsc-capacity", spsc_capacity, 64, 1048576, "4096", "slots per shard-to-shard ring"),
     U32("backlog", backlog, 1, 65535, "4096", "listen(2) backlog"),
     U32("shutdown-grace-ms", shutdown_grace_ms, 0, 600000, "5000", "drain time on SIGINT/SIGTERM"),
+    U32("max-message-size", max_message_size, 1024, 16777216, "32768",
+        "bytes of one hub message a client may send"),
     STR("hub-prefix", hub_prefix, check_hub_prefix, "/hubs/",
         "path before the hub name: clients connect to PREFIX{hub}"),
     STR("hubs", hubs, check_hub_list, "",

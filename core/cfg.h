@@ -45,6 +45,7 @@ struct rh_cfg {
     uint32_t spsc_capacity;      /* --spsc-capacity, slots per shard-to-shard ring */
     uint32_t backlog;            /* --backlog, listen(2) backlog */
     uint32_t shutdown_grace_ms;  /* --shutdown-grace-ms */
+    uint32_t max_message_size;   /* --max-message-size, bytes of one hub message */
     char *hub_prefix;            /* --hub-prefix: '/' ... '/', owned */
     char *hubs;                  /* --hubs: comma-separated names, "" = any; owned */
     char *cors_origins;          /* --cors-origins: "*", "" or a comma-separated list; owned */

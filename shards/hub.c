@@ -30,7 +30,6 @@
 #define HANDSHAKE_TIMEOUT_MS 15000
 #define KEEPALIVE_MS         15000
 #define CLIENT_TIMEOUT_MS    30000
-#define MESSAGE_BYTES_MAX    (32u * 1024) /* ASP.NET's MaximumReceiveMessageSize */
 #define BLOB_SEND_ALL        1
 #define BLOB_SEND_TO_CONN    2
 #define NEGOTIATED_TTL_MS    15000 /* ASP.NET's DisconnectTimeout for an unused negotiate */
@@ -74,6 +73,7 @@ struct hub_shard {
     uint32_t negotiated_count;
     struct rh_timer sweep; /* drops negotiated connections never used */
     struct rh_groups *groups;
+    uint32_t message_bytes_max; /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
 };
 
 /* An invocation to send, as it travels between shards (a SendToAll blob, a group message):
@@ -169,6 +169,7 @@ static void send_ws_close(struct rh_hub_session *h, uint16_t code);
 static void end_with_error(struct rh_hub_session *h, const char *error);
 static void tick_fired(struct rh_timer *t);
 static void tick_schedule(struct rh_hub_session *h);
+static uint32_t message_bytes_max(const struct rh_hub_session *h);
 
 static const struct rh_ws_in_ops ws_ops = {
     .on_data = on_data,
@@ -188,6 +189,7 @@ void rh_hub_shard_start(struct rh_shard *s)
     rh_list_init(&hs->sessions);
     rh_timer_init(&hs->sweep, sweep_fired);
     hs->groups = rh_groups_new(s, &group_ops, hs);
+    hs->message_bytes_max = rh_runtime_cfg(rh_shard_runtime(s))->max_message_size;
     rh_shard_set_app(s, hs);
 }
 
@@ -366,7 +368,7 @@ static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t 
     (void)is_end;
     h->last_rx_ms = rh_clock_now_ms();
     if (!len) return 0;
-    if (h->state == SESSION_JOINING_USER && h->pending_len + len > MESSAGE_BYTES_MAX) {
+    if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max(h)) {
         /* Held unparsed until the handshake reply: a client should wait for it. */
         end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
                           "data before the handshake completed.");
@@ -440,18 +442,22 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
         }
         struct rh_hub_msg msg;
         const char *reason = NULL;
-        ssize_t n =
-            h->codec == RH_HUB_JSON
-                ? rh_hub_json_parse(data + used, len - used, MESSAGE_BYTES_MAX, &msg, &reason)
-                : rh_hub_msgpack_parse(data + used, len - used, MESSAGE_BYTES_MAX, &msg, &reason);
+        uint32_t max = message_bytes_max(h);
+        ssize_t n = h->codec == RH_HUB_JSON
+                        ? rh_hub_json_parse(data + used, len - used, max, &msg, &reason)
+                        : rh_hub_msgpack_parse(data + used, len - used, max, &msg, &reason);
         if (n == -EAGAIN) break;
         if (n < 0) {
             char error[256];
-            snprintf(error, sizeof(error),
-                     n == -EMSGSIZE ? "Connection closed with an error. InvalidDataException: "
-                                      "The maximum message size of 32768B was exceeded."
-                                    : "Connection closed with an error. InvalidDataException: %s",
-                     reason ? reason : "malformed message");
+            if (n == -EMSGSIZE)
+                snprintf(error, sizeof(error),
+                         "Connection closed with an error. InvalidDataException: The maximum "
+                         "message size of %uB was exceeded.",
+                         max);
+            else
+                snprintf(error, sizeof(error),
+                         "Connection closed with an error. InvalidDataException: %s",
+                         reason ? reason : "malformed message");
             end_with_error(h, error);
             break;
         }
@@ -466,7 +472,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
     struct rh_hub_handshake hs;
     const char *reason = NULL;
     char error[256];
-    ssize_t n = rh_hub_handshake_parse(data, len, MESSAGE_BYTES_MAX, &hs, &reason);
+    ssize_t n = rh_hub_handshake_parse(data, len, message_bytes_max(h), &hs, &reason);
     if (n == -EAGAIN) return n;
 
     enum rh_hub_handshake_fail fail;
@@ -1044,4 +1050,10 @@ static void tick_fired(struct rh_timer *t)
         send_hub(h, ping);
     }
     tick_schedule(h);
+}
+
+static uint32_t message_bytes_max(const struct rh_hub_session *h)
+{
+    const struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    return hs->message_bytes_max;
 }

@@ -29,9 +29,9 @@ after(async () => {
 });
 
 // Opens a raw WebSocket to the hub; resolves to {messages, code, reason} when it closes.
-function rawSession(onOpen) {
+function rawSession(onOpen, port = server.port) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/hubs/chat`);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/hubs/chat`);
     const messages = [];
     const timer = setTimeout(() => reject(new Error('the server did not close')), 10000);
     ws.on('open', () => onOpen(ws));
@@ -78,6 +78,26 @@ test('a hub message over 32 KiB ends the session with a Close saying so', async 
   assert.equal(r.messages[0], `{}${RS}`);
   assert.match(r.messages[1], /The maximum message size of 32768B was exceeded/);
   assert.equal(r.code, 1000);
+});
+
+test('--max-message-size sets the limit', async () => {
+  const small = await startServer(['--max-message-size', '1024']);
+  try {
+    const echo = (n) => `{"type":1,"invocationId":"1","target":"Echo","arguments":["${'x'.repeat(n)}"]}${RS}`;
+    const ok = await rawSession((ws) => {
+      ws.send(`{"protocol":"json","version":1}${RS}`);
+      ws.send(echo(900));
+      ws.send(`{"type":7}${RS}`);
+    }, small.port);
+    assert.match(ok.messages[1], /"result":"x{900}"/);
+    const r = await rawSession((ws) => {
+      ws.send(`{"protocol":"json","version":1}${RS}`);
+      ws.send(echo(1100));
+    }, small.port);
+    assert.match(r.messages[1], /The maximum message size of 1024B was exceeded/);
+  } finally {
+    assert.equal(await small.stop(), 0);
+  }
 });
 
 test('many small hub messages in one WebSocket message of 100 KB are all answered', async () => {

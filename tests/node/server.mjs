@@ -1,14 +1,14 @@
 // Starts the ringhub binary named by $RINGHUB on a free loopback port, with the extra flags in
-// $RINGHUB_ARGS, and stops it with SIGTERM. Its log goes to our stderr.
+// $RINGHUB_ARGS and then @flags, and stops it with SIGTERM. Its log goes to our stderr.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import readline from 'node:readline';
 
-export async function startServer() {
+export async function startServer(flags = []) {
   const binary = process.env.RINGHUB;
   if (!binary) throw new Error('set RINGHUB to the ringhub binary');
   const extra = (process.env.RINGHUB_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(binary, ['--listen', '127.0.0.1', '--port', '0', ...extra], {
+  const child = spawn(binary, ['--listen', '127.0.0.1', '--port', '0', ...extra, ...flags], {
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   const lines = readline.createInterface({ input: child.stderr });
