@@ -121,6 +121,7 @@ struct fanout {
     struct send_all m;
     struct rh_buf *frames[2];
     bool is_unconvertible[2]; /* the values do not convert to that protocol */
+    int64_t now_ms;           /* read once: a clock read per recipient showed in profiles */
 };
 
 static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
@@ -775,7 +776,8 @@ static void fanout_to(struct fanout *f, struct rh_hub_session *h)
         return;
     }
     rh_conn_send(h->conn, f->frames[h->codec]);
-    h->last_tx_ms = rh_clock_now_ms();
+    if (!f->now_ms) f->now_ms = rh_clock_now_ms();
+    h->last_tx_ms = f->now_ms;
 }
 
 static void fanout_end(struct fanout *f)

@@ -20,6 +20,7 @@
  * saturated, so its figures bound the server from below only.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <liburing.h>
@@ -102,6 +103,7 @@ struct opts {
     uint32_t payload;
     const char *protocol; /* json, messagepack or mixed */
     bool negotiate;
+    double ceiling; /* --ceiling: ringhub-ceiling's deliveries per writer CPU-second */
 };
 
 struct counters {
@@ -164,20 +166,27 @@ static double self_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* The server's CPU time in seconds: the sum over its threads of the nanoseconds the scheduler
+ * ran them (/proc/PID/task/TID/schedstat), finer than the 10 ms ticks of /proc/PID/stat. */
 static double server_cpu_s(void)
 {
     if (o.pid <= 0) return 0;
-    char path[64], text[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", o.pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    char *p = strrchr(text, ')');
-    unsigned long utime = 0, stime = 0;
-    if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task", o.pid);
+    DIR *dir = opendir(path);
+    if (!dir) return 0;
+    unsigned long long total_ns = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", o.pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f && fscanf(f, "%llu", &ns) == 1) total_ns += ns;
+        if (f) fclose(f);
+    }
+    closedir(dir);
+    return (double)total_ns / 1e9;
 }
 
 /* The server's resident set in KiB (0 without --pid). */
@@ -783,7 +792,7 @@ static void print_result(const char *scenario, double rate, const struct run_res
            "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
            "\"server_cpu_s\":%.2f,\"deliveries_per_server_cpu_s\":%.0f,"
            "\"server_rss_before_kb\":%ld,\"server_rss_after_kb\":%ld,"
-           "\"generator_cpu_s\":%.2f,\"generator_saturated\":%s}\n",
+           "\"generator_cpu_s\":%.2f,\"generator_saturated\":%s,\"ceiling_fraction\":%.3f}\n",
            scenario, o.protocol, o.negotiate ? "true" : "false", o.subs, o.groups, o.pubs,
            o.payload, rate, r->wall_s, connected, (unsigned long long)ctr.sent,
            (unsigned long long)ctr.expected, (unsigned long long)ctr.delivered,
@@ -791,7 +800,8 @@ static void print_result(const char *scenario, double rate, const struct run_res
            (unsigned long long)ctr.errors, per_s, rb_hist_percentile(&ctr.lat, 0.50) / us,
            rb_hist_percentile(&ctr.lat, 0.90) / us, rb_hist_percentile(&ctr.lat, 0.99) / us,
            rb_hist_percentile(&ctr.lat, 0.999) / us, (double)ctr.lat.max / us, r->server_cpu_s,
-           per_cpu, r->rss_before_kb, r->rss_after_kb, r->gen_cpu_s, saturated ? "true" : "false");
+           per_cpu, r->rss_before_kb, r->rss_after_kb, r->gen_cpu_s, saturated ? "true" : "false",
+           o.ceiling > 0 ? per_cpu / o.ceiling : 0);
     fflush(stdout);
     fprintf(stderr,
             "%s: %u subscribers / %u groups at %.0f msg/s: %llu of %llu delivered (%llu lost, "
@@ -913,6 +923,8 @@ static int scenario_echo(void)
         r.rss_after_kb = server_rss_kb();
         ctr.delivered = ctr.echoes;
         ctr.expected = ctr.echoes;
+        o.subs = o.conns; /* the summary's "subscribers" are the echoing connections */
+        o.groups = 0;
         print_result("echo", 0, &r, ready_count);
         rc = ctr.errors || !ctr.echoes ? 1 : 0;
     }
@@ -999,6 +1011,8 @@ static void usage(FILE *out)
         "  --seconds S          length of a run or step (5)\n"
         "  --payload N          payload bytes, at least %d (64)\n"
         "  --sources N          spread connections over 127.0.0.2..N+1 (1: no binding)\n"
+        "  --ceiling D          ringhub-ceiling's deliveries per CPU-second for the same\n"
+        "                       sockets and batching: reports the server as a fraction of it\n"
         "Output: one JSON line per run on stdout, a summary on stderr. Exit 0 when nothing\n"
         "was lost, duplicated or reordered and no connection failed; 1 otherwise; 2 for bad\n"
         "options.\n",
@@ -1008,13 +1022,17 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},        {"pid", 1, 0, 'P'},
-        {"hub", 1, 0, 'H'},          {"protocol", 1, 0, 'f'},    {"skip-negotiation", 0, 0, 'k'},
-        {"subs", 1, 0, 's'},         {"groups", 1, 0, 'g'},      {"pubs", 1, 0, 'u'},
-        {"conns", 1, 0, 'c'},        {"concurrency", 1, 0, 'C'}, {"rate", 1, 0, 'r'},
-        {"ramp", 0, 0, 'R'},         {"ramp-start", 1, 0, 'a'},  {"ramp-factor", 1, 0, 'x'},
-        {"p99-limit-ms", 1, 0, 'l'}, {"seconds", 1, 0, 't'},     {"payload", 1, 0, 'y'},
-        {"sources", 1, 0, 'S'},      {"help", 0, 0, '?'},        {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},
+        {"pid", 1, 0, 'P'},         {"hub", 1, 0, 'H'},
+        {"protocol", 1, 0, 'f'},    {"skip-negotiation", 0, 0, 'k'},
+        {"subs", 1, 0, 's'},        {"groups", 1, 0, 'g'},
+        {"pubs", 1, 0, 'u'},        {"conns", 1, 0, 'c'},
+        {"concurrency", 1, 0, 'C'}, {"rate", 1, 0, 'r'},
+        {"ramp", 0, 0, 'R'},        {"ramp-start", 1, 0, 'a'},
+        {"ramp-factor", 1, 0, 'x'}, {"p99-limit-ms", 1, 0, 'l'},
+        {"seconds", 1, 0, 't'},     {"payload", 1, 0, 'y'},
+        {"sources", 1, 0, 'S'},     {"ceiling", 1, 0, 'L'},
+        {"help", 0, 0, '?'},        {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1072,6 +1090,9 @@ static int parse_args(int argc, char **argv)
             break;
         case 'y':
             o.payload = (uint32_t)atol(optarg);
+            break;
+        case 'L':
+            o.ceiling = atof(optarg);
             break;
         case 'S':
             o.sources = (uint32_t)atol(optarg);
