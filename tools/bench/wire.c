@@ -84,10 +84,14 @@ static size_t mp_str(uint8_t *out, const char *s, size_t len)
     } else if (len < 256) {
         out[n++] = 0xd9;
         out[n++] = (uint8_t)len;
-    } else {
+    } else if (len <= 0xffff) {
         out[n++] = 0xda;
         out[n++] = (uint8_t)(len >> 8);
         out[n++] = (uint8_t)len;
+    } else {
+        out[n++] = 0xdb;
+        for (int i = 3; i >= 0; i--)
+            out[n++] = (uint8_t)(len >> (8 * i));
     }
     memcpy(out + n, s, len);
     return n + len;
@@ -205,10 +209,11 @@ ssize_t rb_hub_next(enum rb_codec codec, const uint8_t *data, size_t len, const 
         *msg_len = (size_t)(rs - data);
         return rs - data + 1;
     }
+    /* At most 5 bytes, and the fifth holds only the top 3 bits of a 2^31 - 1 length. */
     size_t body = 0, i = 0;
     for (;; i++) {
         if (i == len) return 0;
-        if (i == 5) return -1;
+        if (i == 4 && data[i] > 0x07) return -1;
         body |= (size_t)(data[i] & 0x7f) << (7 * i);
         if (!(data[i] & 0x80)) break;
     }
@@ -236,7 +241,12 @@ int rb_hub_type(enum rb_codec codec, const uint8_t *msg, size_t len)
 
 bool rb_hub_completion_is_error(enum rb_codec codec, const uint8_t *msg, size_t len)
 {
-    if (codec == RB_JSON) return memmem(msg, len, "\"error\":", 8) != NULL;
+    if (codec == RB_JSON) {
+        /* A top-level "error" member, not one inside the result: it comes before any result. */
+        const uint8_t *error = memmem(msg, len, "\"error\":", 8);
+        const uint8_t *result = memmem(msg, len, "\"result\":", 9);
+        return error && (!result || error < result);
+    }
     /* [3, headers, invocationId, resultKind, result?]: headers is a map, the id a string. */
     size_t i = 2;
     if (len <= i || (msg[i] & 0xf0) != 0x80) return true;
@@ -246,6 +256,8 @@ bool rb_hub_completion_is_error(enum rb_codec codec, const uint8_t *msg, size_t 
         i += 1 + (msg[i] & 0x1f);
     else if (msg[i] == 0xd9 && i + 1 < len)
         i += 2 + msg[i + 1];
+    else if (msg[i] == 0xda && i + 2 < len)
+        i += 3 + ((size_t)msg[i + 1] << 8 | msg[i + 2]);
     else
         return true;
     return i >= len || msg[i] == 1;

@@ -36,7 +36,9 @@ size_t rb_ws_client_frame(uint8_t *out, size_t cap, uint8_t opcode, const void *
 
 /* A hub Invocation of @target with string arguments (@args, @argc of them), with an
  * invocation id when @invocation_id is not NULL, framed for @codec (JSON: 0x1E after it;
- * MessagePack: the varint length before it). Returns its length, or 0 when it does not fit. */
+ * MessagePack: the varint length before it). JSON takes the arguments as they are: they must
+ * need no escaping, as the bench's names and stamped payloads do not. Returns its length, or
+ * 0 when it does not fit (the check keeps 64 bytes of slack). */
 size_t rb_hub_invocation(uint8_t *out, size_t cap, enum rb_codec codec, const char *invocation_id,
                          const char *target, const char *const *args, uint32_t argc);
 /* A hub Ping (type 6). */
