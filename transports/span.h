@@ -26,12 +26,13 @@ static inline struct rh_span rh_span_make(const void *ptr, uint32_t len)
 static inline bool rh_span_eq_str(struct rh_span s, const char *lit)
 {
     size_t n = strlen(lit);
-    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+    /* n == 0 first: an empty span may have a NULL pointer, which memcmp must not get. */
+    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
 }
 
 /* ASCII case-insensitive comparison, for header names, tokens and hub method names. */
 static inline bool rh_span_eq_nocase(struct rh_span s, const char *lit)
 {
     size_t n = strlen(lit);
-    return s.len == n && strncasecmp((const char *)s.ptr, lit, n) == 0;
+    return s.len == n && (n == 0 || strncasecmp((const char *)s.ptr, lit, n) == 0);
 }
