@@ -230,10 +230,12 @@ int rb_hub_type(enum rb_codec codec, const uint8_t *msg, size_t len)
         size_t window = len < 24 ? len : 24;
         const uint8_t *p = memmem(msg, window, "\"type\":", 7);
         if (!p || p + 7 >= msg + len) return -1;
-        int type = 0;
-        for (p += 7; p < msg + len && *p >= '0' && *p <= '9'; p++)
+        int type = 0, digits = 0;
+        for (p += 7; p < msg + len && *p >= '0' && *p <= '9'; p++) {
+            if (++digits > 3) return -1; /* no hub message type has more */
             type = type * 10 + (*p - '0');
-        return type;
+        }
+        return digits ? type : -1;
     }
     if (len < 2 || (msg[0] & 0xf0) != 0x90 || msg[1] > 0x7f) return -1;
     return msg[1];
@@ -285,6 +287,8 @@ ssize_t rb_json_string_member(const char *body, size_t len, const char *name, ch
     p += k;
     const char *q = memchr(p, '"', (size_t)(body + len - p));
     if (!q || (size_t)(q - p) >= cap) return -1;
+    for (const char *c = p; c < q; c++)
+        if ((unsigned char)*c < 0x20) return -1; /* not in a JSON string, and not in a URL */
     memcpy(out, p, (size_t)(q - p));
     out[q - p] = '\0';
     return q - p;

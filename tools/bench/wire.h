@@ -67,6 +67,7 @@ bool rb_hub_completion_is_error(enum rb_codec codec, const uint8_t *msg, size_t 
  * not HTTP. */
 ssize_t rb_http_response(const char *data, size_t len, int *status, size_t *content_length);
 /* The value of the string member @name ("connectionToken") in a negotiate body, into @out
- * (@cap bytes, NUL-terminated). Returns its length, or -1. */
+ * (@cap bytes, NUL-terminated). Returns its length, or -1 (also for a value with escapes or
+ * control characters, which no token has). */
 ssize_t rb_json_string_member(const char *body, size_t len, const char *name, char *out,
                               size_t cap);
