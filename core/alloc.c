@@ -20,6 +20,7 @@ struct alloc_slot {
     /* Written with fetch_add by the owning thread (or by several threads once the slots run
      * out); read with relaxed loads by rh_alloc_live_bytes(). Nothing else is ordered by it. */
     _Alignas(64) _Atomic int64_t bytes;
+    _Atomic uint64_t calls; /* allocations made, reallocations included */
 };
 
 static struct alloc_slot slots[ALLOC_SLOTS_MAX];
@@ -45,8 +46,10 @@ void *rh_realloc(void *ptr, size_t size)
     int64_t before = ptr ? (int64_t)malloc_usable_size(ptr) : 0;
     void *grown = realloc(ptr, size ? size : 1);
     if (!grown) checked(NULL, size);
-    atomic_fetch_add_explicit(&slot_self()->bytes, (int64_t)malloc_usable_size(grown) - before,
+    struct alloc_slot *slot = slot_self();
+    atomic_fetch_add_explicit(&slot->bytes, (int64_t)malloc_usable_size(grown) - before,
                               memory_order_relaxed);
+    atomic_fetch_add_explicit(&slot->calls, 1, memory_order_relaxed);
     return grown;
 }
 
@@ -82,6 +85,15 @@ int64_t rh_alloc_live_bytes(void)
     return sum;
 }
 
+uint64_t rh_alloc_calls(void)
+{
+    unsigned n = atomic_load_explicit(&slots_taken, memory_order_relaxed);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n && i < ALLOC_SLOTS_MAX; i++)
+        sum += atomic_load_explicit(&slots[i].calls, memory_order_relaxed);
+    return sum;
+}
+
 static struct alloc_slot *slot_self(void)
 {
     if (!my_slot) {
@@ -102,7 +114,8 @@ static void *checked(void *ptr, size_t size)
         }
         abort();
     }
-    atomic_fetch_add_explicit(&slot_self()->bytes, (int64_t)malloc_usable_size(ptr),
-                              memory_order_relaxed);
+    struct alloc_slot *slot = slot_self();
+    atomic_fetch_add_explicit(&slot->bytes, (int64_t)malloc_usable_size(ptr), memory_order_relaxed);
+    atomic_fetch_add_explicit(&slot->calls, 1, memory_order_relaxed);
     return ptr;
 }

@@ -170,13 +170,13 @@ void rh_runtime_join(struct rh_runtime *rt)
     rh_runtime_stats(rt, &st);
     rh_log_info("runtime",
                 "stopped: %llu connections served (%llu refused, %llu moved), %llu bytes in, %llu "
-                "out, %llu "
-                "blobs, %llu wake-ups, %llu full-ring turns, %llu receive-buffer shortages",
+                "out, %llu blobs, %llu wake-ups, %llu full-ring turns, %llu receive-buffer "
+                "shortages, %llu heap allocations",
                 (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_rejected,
                 (unsigned long long)st.conns_moved, (unsigned long long)st.bytes_in,
                 (unsigned long long)st.bytes_out, (unsigned long long)st.blobs_in,
                 (unsigned long long)st.wakes_sent, (unsigned long long)st.ring_full,
-                (unsigned long long)st.recv_enobufs);
+                (unsigned long long)st.recv_enobufs, (unsigned long long)rh_alloc_calls());
     pthread_barrier_destroy(&rt->start_barrier);
     free_shards(rt);
     rh_free(rt);
