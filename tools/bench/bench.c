@@ -887,8 +887,7 @@ static int scenario_fanout(void)
         bool ok = fanout_run(rate, &r);
         print_result(name, rate, &r, ready_count);
         double p99_ms = (double)rb_hist_percentile(&ctr.lat, 0.99) / 1e6;
-        bool saturated = r.gen_cpu_s / r.wall_s > SATURATED;
-        if (!ok || p99_ms > o.p99_limit_ms || saturated) break;
+        if (!ok || p99_ms > o.p99_limit_ms) break;
         best = rate;
         best_r = r;
         best_ctr = ctr;
@@ -1037,7 +1036,8 @@ static void usage(FILE *out)
         "  --subs N --groups N --pubs N --conns N --concurrency N\n"
         "  --rate R             messages per second, all publishers together (1000)\n"
         "  --ramp               raise the rate from --ramp-start by --ramp-factor per step\n"
-        "                       until a loss, p99 over --p99-limit-ms, or a saturated generator\n"
+        "                       until a loss or p99 over --p99-limit-ms (50); a saturated\n"
+        "                       generator is flagged, not a stop: its latency is an upper bound\n"
         "  --seconds S          length of a run or step (5)\n"
         "  --payload N          payload bytes, at least %d (64)\n"
         "  --sources N          spread connections over 127.0.0.2..N+1 (1: no binding)\n"
