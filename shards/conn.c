@@ -51,6 +51,11 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c);
 
 void rh_conn_table_init(struct rh_shard *s)
 {
+    /* A sparse table of registered files, indexed by connection slot: operations on a
+     * registered socket skip the file lookup and reference counting of every submission. */
+    uint32_t files = s->conns_max + s->conns_max / 4 + 64;
+    if (!s->caps.oldest && io_uring_register_files_sparse(&s->ring, files) == 0)
+        s->fixed_files = files;
     rh_list_init(&s->conns);
     rh_list_init(&s->dirty);
     rh_list_init(&s->starved);
@@ -297,6 +302,8 @@ static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
 
     struct rh_conn *c = conn_alloc(s);
     c->fd = fd;
+    c->fixed =
+        c->slot < s->fixed_files && io_uring_register_files_update(&s->ring, c->slot, &fd, 1) == 1;
     c->state = RH_CONN_OPEN;
     c->id = ((uint64_t)s->rt->cfg->node_id
              << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
@@ -309,17 +316,38 @@ static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
     return c;
 }
 
+/* The file an SQE names for @c, and its flag: the registered index when there is one. */
+static int conn_sqe_fd(const struct rh_conn *c)
+{
+    return c->fixed ? (int)c->slot : c->fd;
+}
+
+static void conn_sqe_file(const struct rh_conn *c, struct io_uring_sqe *sqe)
+{
+    if (c->fixed) sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+/* Takes @c's socket out of the file table (before it is closed or moves). */
+static void conn_unfix(struct rh_conn *c)
+{
+    if (!c->fixed) return;
+    int none = -1;
+    io_uring_register_files_update(&c->shard->ring, c->slot, &none, 1);
+    c->fixed = false;
+}
+
 static void conn_arm_recv(struct rh_conn *c)
 {
     struct rh_shard *s = c->shard;
     struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
     if (s->recv_multishot) {
-        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        io_uring_prep_recv_multishot(sqe, conn_sqe_fd(c), NULL, 0, 0);
     } else if (s->caps.buf_ring) {
-        io_uring_prep_recv(sqe, c->fd, NULL, s->bufs.size, 0);
+        io_uring_prep_recv(sqe, conn_sqe_fd(c), NULL, s->bufs.size, 0);
     } else {
-        io_uring_prep_recv(sqe, c->fd, c->recv_buf, s->rt->cfg->recv_buf_size, 0);
+        io_uring_prep_recv(sqe, conn_sqe_fd(c), c->recv_buf, s->rt->cfg->recv_buf_size, 0);
     }
+    conn_sqe_file(c, sqe);
     if (s->caps.buf_ring) {
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = s->bufs.bgid;
@@ -446,7 +474,8 @@ static void conn_start_send(struct rh_conn *c)
     op->msg.msg_iovlen = n;
 
     struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
-    io_uring_prep_sendmsg(sqe, c->fd, &op->msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, conn_sqe_fd(c), &op->msg, MSG_NOSIGNAL);
+    conn_sqe_file(c, sqe);
     io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_SEND, c->gen, c->slot));
     c->send = op;
     conn_op_started(c);
@@ -562,6 +591,7 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     RH_ASSERT(!c->inflight && !c->send);
     rh_list_unlink(&c->aux_link);
     rh_list_unlink(&c->link);
+    conn_unfix(c);
     if (c->fd != -1) close(c->fd); /* -1: the socket moved to another shard */
     struct rh_buf *queued;
     while ((queued = rh_fifo_pop(&c->q)))
@@ -598,6 +628,7 @@ static void conn_handoff_maybe(struct rh_conn *c)
     memcpy(b->data + sizeof(app_len), app->data, app_len);
     if (c->partial_len) memcpy(b->data + sizeof(app_len) + app_len, c->partial, c->partial_len);
     rh_blob_unref(app);
+    conn_unfix(c);
     b->arg = (uint64_t)c->fd;
     c->fd = -1;
     rh_shard_post(s, c->handoff_dst, b);

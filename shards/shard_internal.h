@@ -84,6 +84,7 @@ struct rh_conn {
     bool recv_armed;           /* a receive is submitted and not finished */
     bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */
     bool dirty;                /* has queued data and no send in flight; on shard->dirty */
+    bool fixed;                /* its socket is also in the ring's file table, at index slot */
     uint8_t handoff_dst;       /* HANDOFF: the shard it moves to */
     uint16_t inflight;         /* submitted operations whose last completion is pending */
     struct rh_list link;       /* shard->conns while not FREE */
@@ -134,6 +135,7 @@ struct rh_shard {
     struct rh_uring_caps caps;
     struct rh_uring_bufs bufs;
     uint32_t conns_max;
+    uint32_t fixed_files; /* size of the ring's registered file table (0: none) */
 
     struct rh_spsc **in;  /* in[j]: ring from shard j to this one (NULL for j == idx) */
     struct rh_spsc **out; /* out[j]: ring from this shard to shard j */
