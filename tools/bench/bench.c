@@ -730,15 +730,20 @@ static bool connect_all(bool (*goal)(void))
     return connect_upto(conn_count, goal);
 }
 
-static int64_t keepalive_at_ms;
+static int64_t keepalive_last_ms;
+static uint32_t keepalive_cursor;
 
+/* Hub pings, spread evenly over KEEPALIVE_MS: each connection gets one per period, and no
+ * burst of thousands at once disturbs the latency being measured. */
 static void keepalive(void)
 {
     int64_t now = rh_clock_now_ms();
-    if (now < keepalive_at_ms) return;
-    keepalive_at_ms = now + KEEPALIVE_MS;
-    for (uint32_t i = 0; i < conn_count; i++) {
-        struct bconn *c = &conns[i];
+    if (!keepalive_last_ms) keepalive_last_ms = now;
+    uint64_t due = (uint64_t)(now - keepalive_last_ms) * conn_count / KEEPALIVE_MS;
+    if (!due || !conn_count) return;
+    keepalive_last_ms = now;
+    for (; due; due--) {
+        struct bconn *c = &conns[keepalive_cursor++ % conn_count];
         if (c->state < C_READY || c->state == C_FAILED) continue;
         uint8_t ping[16];
         send_hub(c, ping, rb_hub_ping(ping, sizeof(ping), c->codec));
