@@ -5,7 +5,8 @@
 # bench/results/<date>.jsonl; a summary goes to stdout.
 #
 #   bench/run.sh            the whole set
-#   bench/run.sh fanout     one part: fanout, groups, echo, connect, alloc or idle
+#   bench/run.sh fanout     one part: connect, fanout, groups, echo, alloc, idle or ws (the
+#                           same scenarios against a minimal Node `ws` server)
 #
 # Needs a build: tools/run.sh or tools/test.sh made build/ (RelWithDebInfo).
 set -euo pipefail
@@ -72,7 +73,7 @@ ramp_and_compare() { # SOCKETS GROUPS ringhub-bench-args...
     shift 2
     start_server
     run_bench "$@" --ramp --seconds 4
-    local best rate ceiling_rate line ceiling
+    local best rate ceiling_rate line ceiling_figure
     best=$(grep -- '-best"' "$out" | tail -1)
     rate=$(field rate "$best")
     stop_server
@@ -84,9 +85,9 @@ ramp_and_compare() { # SOCKETS GROUPS ringhub-bench-args...
     line=$("$ceiling" --sockets "$sockets" --rate "$ceiling_rate" --seconds 4 \
         --writer-cpu "$server_cpu" --reader-cpu "$client_cpu")
     echo "$line" >>"$out"
-    ceiling=$(field deliveries_per_writer_cpu_s "$line")
+    ceiling_figure=$(field deliveries_per_writer_cpu_s "$line")
     start_server
-    run_bench "$@" --rate "$rate" --seconds 4 --ceiling "$ceiling"
+    run_bench "$@" --rate "$rate" --seconds 4 --ceiling "$ceiling_figure"
     stop_server
 }
 
@@ -143,4 +144,23 @@ if [ "$only" = all ] || [ "$only" = idle ]; then
         stop_server
     done
 fi
+if [ "$only" = all ] || [ "$only" = ws ]; then
+    # The same scenarios against the smallest SignalR-speaking server on Node's `ws` package
+    # (bench/ws_node_server.mjs), pinned the same way: a baseline measured in the same run.
+    for scenario in "fanout --subs 1000 --ramp --ramp-start 50 --ramp-factor 1.5" \
+        "groups --subs 10000 --groups 100 --ramp --ramp-start 200 --ramp-factor 1.4" \
+        "idle --conns 10000 --seconds 3 --sources 4"; do
+        taskset -c "$server_cpu" node bench/ws_node_server.mjs "$port" 2>/dev/null &
+        server_pid=$!
+        for _ in $(seq 100); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+            sleep 0.05
+        done
+        # shellcheck disable=SC2086 # the scenario's words are separate arguments
+        taskset -c "$client_cpu" "$bench" $scenario --seconds 3 --port "$port" \
+            --pid "$server_pid" | sed 's/^{"scenario":"/{"server":"ws-node","scenario":"/' >>"$out" || true
+        stop_server
+    done
+fi
+
 echo "results: $out" >&2
