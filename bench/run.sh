@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh - the standard benchmark set, in under ten minutes: ringhub with one shard
+# bench/run.sh - the standard benchmark set, in about three minutes: ringhub with one shard
 # pinned to CPU 0, ringhub-bench (and the ceiling's reader) pinned to CPU 1. Every run starts
 # a fresh server, so RSS figures are not muddied by an earlier run. The JSON lines go to
 # bench/results/<date>.jsonl; a summary goes to stdout.
