@@ -44,6 +44,7 @@
 #define GROUPS_PER_CONN_MAX  1024 /* memberships of one connection, its user's included */
 #define NOTE_HANDSHAKE       0    /* a join's note: the user's join, then the handshake reply */
 #define NOTE_COMPLETE        1    /* a join's note: JoinGroup's completion; invocation id follows */
+#define INVOCATION_ID_MAX    200  /* bytes of a JoinGroup invocation id carried in its note */
 
 enum link_state {
     LINK_FREE,
@@ -138,7 +139,7 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
 static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                  enum rh_group_kind kind, bool is_others);
 static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
-                      char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
+                      bool is_only_arg, char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
 static void groups_deliver(void *ctx, const struct rh_list *members, struct rh_span msg,
                            uint64_t except);
 static void groups_joined(void *ctx, uint64_t route, struct rh_span note);
@@ -633,19 +634,21 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
-    if (!group_arg(h, msg, "JoinGroup", name, &key)) return;
-    if (msg->arg_count != 1) {
-        complete_error(h, msg, "Failed to invoke 'JoinGroup' due to an error on the server.");
-        return;
-    }
+    if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
     if (h->group_count >= GROUPS_PER_CONN_MAX) {
         complete_error(h, msg,
                        "An unexpected error occurred invoking 'JoinGroup' on the server. "
                        "HubException: a connection can be in at most 1024 groups.");
         return;
     }
-    uint8_t note[1 + 255];
-    uint32_t id_len = msg->invocation_id.len < 255 ? msg->invocation_id.len : 255;
+    uint8_t note[1 + INVOCATION_ID_MAX];
+    uint32_t id_len = msg->invocation_id.len;
+    if (id_len > INVOCATION_ID_MAX) {
+        complete_error(h, msg,
+                       "An unexpected error occurred invoking 'JoinGroup' on the server. "
+                       "HubException: invocation ids are at most 200 bytes.");
+        return;
+    }
     note[0] = NOTE_COMPLETE;
     memcpy(note + 1, msg->invocation_id.ptr, id_len);
     if (rh_groups_join(hs->groups, &key, h, link_route(hs, h->link_slot), &h->groups,
@@ -659,11 +662,7 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
-    if (!group_arg(h, msg, "LeaveGroup", name, &key)) return;
-    if (msg->arg_count != 1) {
-        complete_error(h, msg, "Failed to invoke 'LeaveGroup' due to an error on the server.");
-        return;
-    }
+    if (!group_arg(h, msg, "LeaveGroup", true, name, &key)) return;
     if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
@@ -689,7 +688,7 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
         complete_error(h, msg, error);
         return;
     }
-    if (!group_arg(h, msg, method, name, &key)) return;
+    if (!group_arg(h, msg, method, false, name, &key)) return;
     key.kind = kind;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     uint32_t size = send_all_size(h, msg, 2, target_span);
@@ -700,12 +699,13 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
 
-/* The group named by @msg's first argument, in @name; completes with @method's error and
- * returns false when there is none. */
+/* The group named by @msg's first argument (@is_only_arg: its only one), in @name; completes
+ * with @method's error and returns false when there is none. */
 static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
-                      char name[RH_GROUP_NAME_MAX], struct rh_group_key *key)
+                      bool is_only_arg, char name[RH_GROUP_NAME_MAX], struct rh_group_key *key)
 {
-    ssize_t len = msg->arg_count >= 1 ? arg_string(h, msg, 0, name, RH_GROUP_NAME_MAX) : -EINVAL;
+    bool is_count_ok = is_only_arg ? msg->arg_count == 1 : msg->arg_count >= 1;
+    ssize_t len = is_count_ok ? arg_string(h, msg, 0, name, RH_GROUP_NAME_MAX) : -EINVAL;
     if (len < 0) {
         char error[160];
         snprintf(error, sizeof(error),

@@ -80,6 +80,20 @@ test('a hub message over 32 KiB ends the session with a Close saying so', async 
   assert.equal(r.code, 1000);
 });
 
+test('a JoinGroup with an invocation id over 200 bytes completes with an error', async () => {
+  const id = 'i'.repeat(201);
+  const r = await rawSession((ws) => {
+    ws.send(`{"protocol":"json","version":1}${RS}`);
+    ws.send(`{"type":1,"invocationId":"${id}","target":"JoinGroup","arguments":["g"]}${RS}`);
+    ws.send(`{"type":1,"invocationId":"short","target":"JoinGroup","arguments":["g"]}${RS}`);
+    setTimeout(() => ws.send(`{"type":7}${RS}`), 200);
+  });
+  const completions = r.messages.slice(1).join('').split(RS).filter(Boolean).map((m) => JSON.parse(m));
+  assert.deepEqual(completions.map((m) => m.invocationId), [id, 'short']);
+  assert.match(completions[0].error, /invocation ids are at most 200 bytes/);
+  assert.equal(completions[1].result, null);
+});
+
 test('--max-message-size sets the limit', async () => {
   const small = await startServer(['--max-message-size', '1024']);
   try {

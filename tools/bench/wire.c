@@ -265,15 +265,25 @@ bool rb_hub_completion_is_error(enum rb_codec codec, const uint8_t *msg, size_t 
     return i >= len || msg[i] == 1;
 }
 
+/* The decimal number at @p, reading no further than @end (which the caller knows is inside
+ * the buffer); stops at the first non-digit. */
+static size_t parse_decimal(const char *p, const char *end)
+{
+    size_t v = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && v < (SIZE_MAX - 9) / 10; p++)
+        v = v * 10 + (size_t)(*p - '0');
+    return v;
+}
+
 ssize_t rb_http_response(const char *data, size_t len, int *status, size_t *content_length)
 {
     const char *end = memmem(data, len, "\r\n\r\n", 4);
     if (!end) return len > 16384 ? -1 : 0;
-    if (len < 12 || memcmp(data, "HTTP/1.1 ", 9) != 0) return -1;
-    *status = atoi(data + 9);
+    if (end - data < 12 || memcmp(data, "HTTP/1.1 ", 9) != 0) return -1;
+    *status = (int)parse_decimal(data + 9, data + 12);
     *content_length = 0;
     const char *cl = memmem(data, (size_t)(end - data), "\r\nContent-Length: ", 18);
-    if (cl) *content_length = strtoul(cl + 18, NULL, 10);
+    if (cl) *content_length = parse_decimal(cl + 18, end);
     return end + 4 - data;
 }
 
