@@ -237,8 +237,9 @@ static bool hub_is_served(const struct rh_cfg *cfg, struct rh_span hub)
     return false;
 }
 
-/* /hubs/{hub}: a WebSocket upgrade starts a hub session. Negotiate, Server-Sent Events and
- * long polling are not served yet: clients connect with skipNegotiation over WebSockets. */
+/* {prefix}{hub} and {prefix}{hub}/negotiate, for a hub --hubs allows: CORS preflights,
+ * negotiate, and the WebSocket upgrade that starts a hub session. Server-Sent Events and long
+ * polling are not served yet (issue 5). */
 static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest)
 {
     static const char negotiate_suffix[] = "/negotiate";
