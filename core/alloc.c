@@ -28,6 +28,7 @@ static _Atomic unsigned slots_taken;
 static _Thread_local struct alloc_slot *my_slot;
 
 static struct alloc_slot *slot_self(void);
+static void slots_sum(int64_t *bytes, uint64_t *calls);
 static void *checked(void *ptr, size_t size);
 
 void *rh_alloc(size_t size)
@@ -78,20 +79,30 @@ char *rh_strndup(const char *src, size_t len)
 
 int64_t rh_alloc_live_bytes(void)
 {
-    unsigned n = atomic_load_explicit(&slots_taken, memory_order_relaxed);
-    int64_t sum = 0;
-    for (unsigned i = 0; i < n && i < ALLOC_SLOTS_MAX; i++)
-        sum += atomic_load_explicit(&slots[i].bytes, memory_order_relaxed);
-    return sum;
+    int64_t bytes;
+    uint64_t calls;
+    slots_sum(&bytes, &calls);
+    return bytes;
 }
 
 uint64_t rh_alloc_calls(void)
 {
+    int64_t bytes;
+    uint64_t calls;
+    slots_sum(&bytes, &calls);
+    return calls;
+}
+
+/* The per-thread counters summed with relaxed loads: approximate while threads allocate. */
+static void slots_sum(int64_t *bytes, uint64_t *calls)
+{
     unsigned n = atomic_load_explicit(&slots_taken, memory_order_relaxed);
-    uint64_t sum = 0;
-    for (unsigned i = 0; i < n && i < ALLOC_SLOTS_MAX; i++)
-        sum += atomic_load_explicit(&slots[i].calls, memory_order_relaxed);
-    return sum;
+    *bytes = 0;
+    *calls = 0;
+    for (unsigned i = 0; i < n && i < ALLOC_SLOTS_MAX; i++) {
+        *bytes += atomic_load_explicit(&slots[i].bytes, memory_order_relaxed);
+        *calls += atomic_load_explicit(&slots[i].calls, memory_order_relaxed);
+    }
 }
 
 static struct alloc_slot *slot_self(void)
