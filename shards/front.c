@@ -75,6 +75,7 @@ static void idle_restart(struct front_conn *f);
 static const struct rh_conn_handler front_handler = {
     .shard_start = rh_hub_shard_start,
     .shard_stop = rh_hub_shard_stop,
+    .shard_draining = rh_hub_shard_draining,
     .blob = rh_hub_blob,
     .conn_open = conn_open,
     .conn_adopt = conn_adopt,

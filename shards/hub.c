@@ -207,6 +207,26 @@ void rh_hub_shard_stop(struct rh_shard *s)
     rh_free(hs);
 }
 
+void rh_hub_shard_draining(struct rh_shard *s)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    struct rh_list *node;
+    rh_list_for_each(node, &hs->sessions) {
+        struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
+        if (h->is_ending) continue;
+        static const char reason[] = "Server is shutting down.";
+        struct rh_span text = rh_span_make(reason, sizeof(reason) - 1);
+        struct rh_buf *out = rh_buf_new(64);
+        if (h->codec == RH_HUB_JSON)
+            rh_hub_json_write_close(&out, text, true);
+        else
+            rh_hub_msgpack_write_close(&out, text, true);
+        send_hub(h, out);
+        send_ws_close(h, RH_WS_CLOSE_GOING_AWAY);
+        h->is_ending = true;
+    }
+}
+
 void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
 {
     struct hub_shard *hs = rh_shard_app(s);

@@ -27,6 +27,10 @@ struct rh_hub_session;
 /* Per-shard state: the hub sessions of the shard. From the handler's shard hooks. */
 void rh_hub_shard_start(struct rh_shard *s);
 void rh_hub_shard_stop(struct rh_shard *s);
+/* The server is stopping: every session of @s is told so with a hub Close that allows
+ * reconnecting (the client's automatic reconnect then finds another server), then a WebSocket
+ * close "going away". */
+void rh_hub_shard_draining(struct rh_shard *s);
 /* A blob posted by a hub session of some shard (a SendToAll). */
 void rh_hub_blob(struct rh_shard *s, struct rh_blob *b);
 

@@ -283,6 +283,7 @@ static void shard_begin_stop(struct rh_shard *s)
         io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, 0), 0);
         io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
     }
+    if (s->rt->handler->shard_draining) s->rt->handler->shard_draining(s);
     rh_conn_close_all(s, RH_CLOSE_AFTER_FLUSH);
 }
 

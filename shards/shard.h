@@ -51,6 +51,10 @@ struct rh_conn_handler {
      * connection is gone). Either may be NULL. */
     void (*shard_start)(struct rh_shard *s);
     void (*shard_stop)(struct rh_shard *s);
+    /* The shard begins to stop (SIGTERM, SIGINT): its connections are still open and may be
+     * sent a goodbye; right after this returns they are closed, flushing what they queued.
+     * May be NULL. */
+    void (*shard_draining)(struct rh_shard *s);
     /* A connection was accepted. It may send and close already. */
     void (*conn_open)(struct rh_conn *c);
     /* Bytes arrived. Returns how many it consumed; the rest is kept and offered again, in

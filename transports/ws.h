@@ -35,6 +35,7 @@ enum rh_ws_opcode {
 /* Close status codes this module produces or reports (RFC 6455 §7.4.1). */
 enum rh_ws_close_code {
     RH_WS_CLOSE_NORMAL = 1000,
+    RH_WS_CLOSE_GOING_AWAY = 1001, /* the server is stopping */
     RH_WS_CLOSE_PROTOCOL_ERROR = 1002,
     RH_WS_CLOSE_NO_STATUS = 1005, /* reported for a close frame without a code; never sent */
     RH_WS_CLOSE_INVALID_PAYLOAD = 1007,
