@@ -686,7 +686,6 @@ static void conns_free(void)
 }
 
 static uint32_t connect_next, connect_target;
-static bool (*connect_goal)(void);
 
 /* Keeps --concurrency connections in the making until all have started. */
 static void connect_tick(void)
@@ -713,7 +712,6 @@ static bool all_joined(void)
 static bool connect_upto(uint32_t target, bool (*goal)(void))
 {
     connect_target = target;
-    connect_goal = goal;
     run_until(now_s() + SETUP_MS / 1000.0, goal, connect_tick);
     if (failed_count || !goal()) {
         fprintf(stderr, "ringhub-bench: set-up incomplete: %u ready, %u members, %u failed of %u\n",
