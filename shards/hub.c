@@ -17,8 +17,10 @@
 #include "core/alloc.h"
 #include "core/b64.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/table.h"
 #include "core/timer.h"
 #include "shards/groups.h"
 #include "transports/hub.h"
@@ -63,6 +65,15 @@ struct hub_link {
     struct rh_hub_session *session; /* ATTACHED */
 };
 
+/* A hub's name, kept once per shard and shared by the sessions there that serve it: a session
+ * holds a pointer, not a copy, and finding a hub's sessions compares pointers. */
+struct hub_name {
+    uint64_t hash;
+    uint32_t refs; /* sessions */
+    uint32_t len;
+    char text[];
+};
+
 /* The hub sessions and hub connections of one shard. */
 struct hub_shard {
     struct rh_shard *shard;
@@ -75,6 +86,7 @@ struct hub_shard {
     struct rh_timer sweep; /* drops negotiated connections never used */
     struct rh_groups *groups;
     uint32_t message_bytes_max; /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
+    struct rh_table hub_names;  /* struct hub_name */
 };
 
 /* An invocation to send, as it travels between shards (a SendToAll blob, a group message):
@@ -106,8 +118,7 @@ struct rh_hub_session {
     struct rh_timer tick; /* handshake timeout, then keep-alive and client timeout */
     struct rh_list link;  /* struct hub_shard's sessions, once handshaken */
     uint32_t link_slot;   /* its struct hub_link */
-    uint32_t hub_len;
-    char hub[RH_HUB_NAME_MAX];
+    struct hub_name *hub;
     uint8_t *pending; /* hub bytes of an incomplete message */
     uint32_t pending_len;
     uint32_t group_count;  /* memberships, the user's included */
@@ -147,6 +158,10 @@ static void session_ready(struct rh_hub_session *h);
 static void hub_feed(struct rh_hub_session *h, const uint8_t *data, size_t len);
 static void fanout_to(struct fanout *f, struct rh_hub_session *h);
 static void fanout_end(struct fanout *f);
+static struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name);
+static struct hub_name *hub_name_get(struct hub_shard *hs, struct rh_span name);
+static void hub_name_put(struct hub_shard *hs, struct hub_name *name);
+static struct rh_span hub_span(const struct rh_hub_session *h);
 static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
 static uint32_t link_alloc(struct hub_shard *hs);
 static void link_free(struct hub_shard *hs, uint32_t slot);
@@ -191,6 +206,7 @@ void rh_hub_shard_start(struct rh_shard *s)
     rh_list_init(&hs->sessions);
     rh_timer_init(&hs->sweep, sweep_fired);
     hs->groups = rh_groups_new(s, &group_ops, hs);
+    rh_table_init(&hs->hub_names);
     hs->message_bytes_max = rh_runtime_cfg(rh_shard_runtime(s))->max_message_size;
     rh_shard_set_app(s, hs);
 }
@@ -201,6 +217,8 @@ void rh_hub_shard_stop(struct rh_shard *s)
     RH_ASSERT(rh_list_is_empty(&hs->sessions));
     rh_timer_cancel(&hs->sweep);
     rh_groups_free(hs->groups);
+    RH_ASSERT(hs->hub_names.count == 0); /* every session has gone */
+    rh_table_free(&hs->hub_names);
     rh_shard_set_app(s, NULL);
     rh_free(hs->links);
     rh_free(hs->free_links);
@@ -237,11 +255,12 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
     }
     struct fanout f = {0};
     if (b->kind != BLOB_SEND_ALL || !send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
+    const struct hub_name *hub = hub_name_find(hs, f.m.hub);
+    if (!hub) return; /* no session of that hub on this shard */
     struct rh_list *node;
     rh_list_for_each(node, &hs->sessions) {
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
-        if (h->hub_len == f.m.hub.len && memcmp(h->hub, f.m.hub.ptr, f.m.hub.len) == 0)
-            fanout_to(&f, h);
+        if (h->hub == hub) fanout_to(&f, h);
     }
     fanout_end(&f);
 }
@@ -328,8 +347,7 @@ struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hu
     h->link_slot = slot;
 
     h->conn = c;
-    memcpy(h->hub, hub.ptr, hub.len);
-    h->hub_len = hub.len;
+    h->hub = hub_name_get(hs, hub);
     if (user.len) {
         h->user = rh_alloc(user.len);
         memcpy(h->user, user.ptr, user.len);
@@ -355,6 +373,7 @@ void rh_hub_session_free(struct rh_hub_session *h)
     rh_ws_in_destroy(&h->ws);
     rh_free(h->pending);
     rh_free(h->user);
+    hub_name_put(hs, h->hub);
     rh_free(h);
 }
 
@@ -511,7 +530,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                 return n;
             }
             struct hub_shard *shard_hubs = rh_shard_app(rh_conn_shard(h->conn));
-            struct rh_group_key key = {RH_GROUP_USER, rh_span_make(h->hub, h->hub_len),
+            struct rh_group_key key = {RH_GROUP_USER, hub_span(h),
                                        rh_span_make(h->user, h->user_len)};
             uint8_t note = NOTE_HANDSHAKE;
             h->state = SESSION_JOINING_USER;
@@ -637,9 +656,7 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
     struct rh_hub_session *h = l->session;
     /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
-    if (h->is_ending || h->state != SESSION_READY || h->hub_len != m.hub.len ||
-        memcmp(h->hub, m.hub.ptr, m.hub.len) != 0)
-        return;
+    if (h->is_ending || h->state != SESSION_READY || h->hub != hub_name_find(hs, m.hub)) return;
     struct rh_buf *frame = invocation_frame(&m, h->codec);
     if (!frame) return;
     rh_conn_send(h->conn, frame);
@@ -736,8 +753,7 @@ static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, co
         complete_error(h, msg, error);
         return false;
     }
-    *key = (struct rh_group_key){RH_GROUP_NAMED, rh_span_make(h->hub, h->hub_len),
-                                 rh_span_make(name, (uint32_t)len)};
+    *key = (struct rh_group_key){RH_GROUP_NAMED, hub_span(h), rh_span_make(name, (uint32_t)len)};
     return true;
 }
 
@@ -877,7 +893,7 @@ static void sweep_fired(struct rh_timer *t)
 static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                               uint32_t first_arg, struct rh_span target)
 {
-    uint32_t size = 1 + 2 + h->hub_len + 2 + target.len + 1;
+    uint32_t size = 1 + 2 + h->hub->len + 2 + target.len + 1;
     for (uint32_t i = first_arg; i < msg->arg_count; i++)
         size += 4 + msg->args[i].len;
     return size;
@@ -890,10 +906,10 @@ static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_ms
     uint8_t *p = out;
     uint16_t len16;
     *p++ = (uint8_t)h->codec;
-    len16 = (uint16_t)h->hub_len;
+    len16 = (uint16_t)h->hub->len;
     memcpy(p, &len16, 2);
-    memcpy(p + 2, h->hub, h->hub_len);
-    p += 2 + h->hub_len;
+    memcpy(p + 2, h->hub->text, h->hub->len);
+    p += 2 + h->hub->len;
     len16 = (uint16_t)target.len;
     memcpy(p, &len16, 2);
     memcpy(p + 2, target.ptr, target.len);
@@ -1078,4 +1094,45 @@ static uint32_t message_bytes_max(const struct rh_hub_session *h)
 {
     const struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
     return hs->message_bytes_max;
+}
+
+static bool hub_name_eq(const void *item, const void *key)
+{
+    const struct hub_name *name = item;
+    const struct rh_span *span = key;
+    return name->len == span->len && memcmp(name->text, span->ptr, span->len) == 0;
+}
+
+/* The shard's entry for hub @name, or NULL when no session here serves it. */
+static struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name)
+{
+    return rh_table_find(&hs->hub_names, rh_hash(name.ptr, name.len), hub_name_eq, &name);
+}
+
+/* The shard's entry for hub @name, made if need be, with one more reference. */
+static struct hub_name *hub_name_get(struct hub_shard *hs, struct rh_span name)
+{
+    struct hub_name *entry = hub_name_find(hs, name);
+    if (!entry) {
+        entry = rh_alloc(sizeof(*entry) + name.len);
+        entry->hash = rh_hash(name.ptr, name.len);
+        entry->refs = 0;
+        entry->len = name.len;
+        memcpy(entry->text, name.ptr, name.len);
+        rh_table_insert(&hs->hub_names, entry->hash, entry);
+    }
+    entry->refs++;
+    return entry;
+}
+
+static void hub_name_put(struct hub_shard *hs, struct hub_name *name)
+{
+    if (--name->refs) return;
+    rh_table_remove(&hs->hub_names, name->hash, name);
+    rh_free(name);
+}
+
+static struct rh_span hub_span(const struct rh_hub_session *h)
+{
+    return rh_span_make(h->hub->text, h->hub->len);
 }
