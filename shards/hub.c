@@ -184,6 +184,7 @@ static ssize_t arg_string(const struct rh_hub_session *h, const struct rh_hub_ms
 static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes);
 static void send_ws_close(struct rh_hub_session *h, uint16_t code);
 static void end_with_error(struct rh_hub_session *h, const char *error);
+static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect);
 static void tick_fired(struct rh_timer *t);
 static void tick_schedule(struct rh_hub_session *h);
 static uint32_t message_bytes_max(const struct rh_hub_session *h);
@@ -231,17 +232,7 @@ void rh_hub_shard_draining(struct rh_shard *s)
     struct rh_list *node;
     rh_list_for_each(node, &hs->sessions) {
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
-        if (h->is_ending) continue;
-        static const char reason[] = "Server is shutting down.";
-        struct rh_span text = rh_span_make(reason, sizeof(reason) - 1);
-        struct rh_buf *out = rh_buf_new(64);
-        if (h->codec == RH_HUB_JSON)
-            rh_hub_json_write_close(&out, text, true);
-        else
-            rh_hub_msgpack_write_close(&out, text, true);
-        send_hub(h, out);
-        send_ws_close(h, RH_WS_CLOSE_GOING_AWAY);
-        h->is_ending = true;
+        if (!h->is_ending) end_session(h, "Server is shutting down.", true);
     }
 }
 
@@ -1043,14 +1034,21 @@ static void end_with_error(struct rh_hub_session *h, const char *error)
 {
     rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s",
                    (unsigned long long)rh_conn_id(h->conn), error);
+    end_session(h, error, false);
+}
+
+/* Queues a hub Close with @error (@allow_reconnect: the server is going away, not the client
+ * at fault) and a WebSocket close saying which, and marks the session as ending. */
+static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect)
+{
     struct rh_span text = rh_span_make(error, (uint32_t)strlen(error));
     struct rh_buf *out = rh_buf_new(64 + text.len);
     if (h->codec == RH_HUB_JSON || h->state != SESSION_READY)
-        rh_hub_json_write_close(&out, text, false);
+        rh_hub_json_write_close(&out, text, allow_reconnect);
     else
-        rh_hub_msgpack_write_close(&out, text, false);
+        rh_hub_msgpack_write_close(&out, text, allow_reconnect);
     send_hub(h, out);
-    send_ws_close(h, RH_WS_CLOSE_NORMAL);
+    send_ws_close(h, allow_reconnect ? RH_WS_CLOSE_GOING_AWAY : RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
 }
 
