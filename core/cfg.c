@@ -78,6 +78,7 @@ struct opt {
 static const char *check_hub_prefix(const char *value);
 static const char *check_hub_list(const char *value);
 static const char *check_origins(const char *value);
+static const char *check_hub_name(const char *value);
 
 static const struct opt opts[] = {
     {"listen", OPT_ADDR, FIELD(listen_addr, char *), 0, 0, false, "127.0.0.1",
@@ -105,6 +106,18 @@ static const struct opt opts[] = {
     STR("cors-origins", cors_origins, check_origins, "*",
         "browser origins allowed cross-origin (comma-separated scheme://host[:port]); * allows "
         "any, empty none"),
+    U32("poll-timeout-ms", poll_timeout_ms, 100, 99000, "90000",
+        "how long a long-polling request is held when there is nothing to send"),
+    U32("disconnect-timeout-ms", disconnect_timeout_ms, 100, 600000, "15000",
+        "a negotiated connection without its transport (or a poll) this long is dropped"),
+    STR("events-hub", events_hub, check_hub_name, "events",
+        "hub whose messages /api/events/{user} streams carry unless ?hub= names another"),
+    U32("events-history", events_history, 1, 1000000, "1000",
+        "messages kept per user so that an EventSource resumes from Last-Event-ID"),
+    U32("events-retention-ms", events_retention_ms, 0, 86400000, "300000",
+        "how long a user's history is kept after the last stream of that user closes"),
+    U32("events-heartbeat-ms", events_heartbeat_ms, 100, 3600000, "15000",
+        "a comment line on an EventSource stream that has sent nothing for this long"),
     {"config", OPT_CONFIG, 0, 0, 0, false, NULL,
      "read options from FILE first (name = value lines); flags override it", NULL},
     {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit", NULL},
@@ -163,6 +176,7 @@ void rh_cfg_free(struct rh_cfg *cfg)
     rh_free(cfg->hub_prefix);
     rh_free(cfg->hubs);
     rh_free(cfg->cors_origins);
+    rh_free(cfg->events_hub);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -385,6 +399,12 @@ static const char *check_hub_list(const char *value)
             return "a hub name is at most 128 bytes";
         }
     }
+}
+
+static const char *check_hub_name(const char *value)
+{
+    if (!*value) return "a hub name is not empty";
+    return strchr(value, ',') ? "one hub name, not a list" : check_hub_list(value);
 }
 
 static const char *check_origins(const char *value)

@@ -33,22 +33,28 @@ struct rh_cfg {
     char *listen_addr;
     struct sockaddr_storage listen_sockaddr;
     socklen_t listen_sockaddr_len;
-    uint32_t port;               /* --port, 0..65535; 0 = any free port */
-    uint32_t shard_count;        /* --shards, 0 = one per CPU in the affinity mask */
-    bool io_oldest;              /* --io-oldest or RINGHUB_IO_OLDEST=1: oldest io_uring path */
-    enum rh_log_level log_level; /* --log-level */
-    uint32_t node_id;            /* --node-id, 0..4095 */
-    uint32_t max_conns;          /* --max-conns, whole process */
-    uint32_t recv_buf_size;      /* --recv-buf-size, bytes per provided receive buffer */
-    uint32_t recv_buf_count;     /* --recv-buf-count, provided buffers per shard */
-    uint32_t ring_entries;       /* --ring-entries, io_uring submission queue size */
-    uint32_t spsc_capacity;      /* --spsc-capacity, slots per shard-to-shard ring */
-    uint32_t backlog;            /* --backlog, listen(2) backlog */
-    uint32_t shutdown_grace_ms;  /* --shutdown-grace-ms */
-    uint32_t max_message_size;   /* --max-message-size, bytes of one hub message */
-    char *hub_prefix;            /* --hub-prefix: '/' ... '/', owned */
-    char *hubs;                  /* --hubs: comma-separated names, "" = any; owned */
-    char *cors_origins;          /* --cors-origins: "*", "" or a comma-separated list; owned */
+    uint32_t port;                  /* --port, 0..65535; 0 = any free port */
+    uint32_t shard_count;           /* --shards, 0 = one per CPU in the affinity mask */
+    bool io_oldest;                 /* --io-oldest or RINGHUB_IO_OLDEST=1: oldest io_uring path */
+    enum rh_log_level log_level;    /* --log-level */
+    uint32_t node_id;               /* --node-id, 0..4095 */
+    uint32_t max_conns;             /* --max-conns, whole process */
+    uint32_t recv_buf_size;         /* --recv-buf-size, bytes per provided receive buffer */
+    uint32_t recv_buf_count;        /* --recv-buf-count, provided buffers per shard */
+    uint32_t ring_entries;          /* --ring-entries, io_uring submission queue size */
+    uint32_t spsc_capacity;         /* --spsc-capacity, slots per shard-to-shard ring */
+    uint32_t backlog;               /* --backlog, listen(2) backlog */
+    uint32_t shutdown_grace_ms;     /* --shutdown-grace-ms */
+    uint32_t max_message_size;      /* --max-message-size, bytes of one hub message */
+    char *hub_prefix;               /* --hub-prefix: '/' ... '/', owned */
+    char *hubs;                     /* --hubs: comma-separated names, "" = any; owned */
+    char *cors_origins;             /* --cors-origins: "*", "" or a comma-separated list; owned */
+    uint32_t poll_timeout_ms;       /* --poll-timeout-ms: how long a long poll is held */
+    uint32_t disconnect_timeout_ms; /* --disconnect-timeout-ms: no transport (no poll) this long */
+    char *events_hub;               /* --events-hub: hub of /api/events streams; owned */
+    uint32_t events_history;        /* --events-history: messages kept per user for resuming */
+    uint32_t events_retention_ms;   /* --events-retention-ms: history kept after the last stream */
+    uint32_t events_heartbeat_ms;   /* --events-heartbeat-ms: comment line on idle streams */
 };
 
 /* Fills @cfg with the defaults, overwriting whatever it held (it is not freed first). The

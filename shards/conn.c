@@ -212,6 +212,14 @@ void rh_conn_set_app(struct rh_conn *c, void *app)
     c->app = app;
 }
 
+struct rh_conn *rh_shard_conn(struct rh_shard *s, uint64_t id)
+{
+    uint32_t slot = rh_conn_id_slot(id);
+    if (rh_conn_id_shard(id) != s->idx || slot >= s->slot_count) return NULL;
+    struct rh_conn *c = conn_at(s, slot);
+    return c->id == id && c->state == RH_CONN_OPEN ? c : NULL;
+}
+
 bool rh_conn_is_open(const struct rh_conn *c)
 {
     return c->state == RH_CONN_OPEN;

@@ -2,11 +2,15 @@
  * shards/front.c - the HTTP front: per-connection request loop, routing and error replies.
  *
  * A connection's state is small and allocated at accept: where it is in the request stream
- * (reading a request head, or skipping the body of one already answered) and its idle timer.
- * Requests are answered in order as their heads arrive; a body nobody reads yet is skipped so
- * the next pipelined request is found. A request the parser refuses gets its status and a
+ * (reading a request head, reading or skipping a body, waiting for the answer to a transport
+ * request) and its idle timer. Requests are answered in order; a body nobody reads is skipped
+ * so the next pipelined request is found. A request the parser refuses gets its status and a
  * reason, then the connection closes once the reply is sent: after a framing error nothing
  * later on the connection can be trusted.
+ *
+ * A transport request (a long poll, a POST of hub bytes, a DELETE) keeps what it needs in a
+ * struct waiting, since its head's bytes are gone by the time its body is read or its answer
+ * comes (a poll waits up to --poll-timeout-ms). Its answer may come from another shard.
  */
 #include "shards/front.h"
 
@@ -26,15 +30,34 @@
 #include "transports/ws.h"
 
 #define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
+#define ANSWER_GRACE_MS 30000 /* beyond the poll timeout: a transport request's answer is lost */
 #define BODY_SKIP_CHUNK 4096
 #define ORIGIN_MAX      256     /* bytes of an Origin a reply echoes */
 #define PREFLIGHT_AGE   "86400" /* seconds a browser may cache a CORS preflight answer */
+#define TOKEN_MAX       64      /* bytes of an id= value: tokens are 32 */
+#define EVENTS_PREFIX   "/api/events/"
 
 enum front_state {
     FRONT_HEAD,         /* waiting for (more of) a request head */
     FRONT_SKIP_LENGTH,  /* discarding body_left more bytes */
     FRONT_SKIP_CHUNKED, /* discarding a chunked body */
-    FRONT_HUB,          /* upgraded: a hub session over WebSocket owns the bytes */
+    FRONT_BODY_LENGTH,  /* reading body_left more bytes of a transport request's body */
+    FRONT_BODY_CHUNKED, /* reading a transport request's chunked body */
+    FRONT_WAITING,      /* a transport request waits for its answer */
+    FRONT_HUB,          /* a hub session's stream (WebSocket, SSE) owns the connection */
+    FRONT_EVENTS,       /* an EventSource stream */
+};
+
+/* A transport request from its head to its answer. */
+struct waiting {
+    struct rh_hub_request req; /* spans into the fields below */
+    bool keep_alive;
+    char hub[RH_HUB_NAME_MAX];
+    char token[TOKEN_MAX];
+    char user[RH_GROUP_NAME_MAX];
+    char origin[ORIGIN_MAX];
+    uint32_t origin_len;
+    struct rh_buf *body; /* POST */
 };
 
 struct front_conn {
@@ -43,15 +66,33 @@ struct front_conn {
     uint64_t body_left;
     struct rh_http_chunked chunked;
     struct rh_timer idle;
-    struct rh_hub_session *hub; /* FRONT_HUB */
-    /* The request being answered, while route() runs: replies echo its Origin (CORS). */
-    const struct rh_http_request *req;
+    struct rh_hub_session *hub;   /* FRONT_HUB */
+    struct rh_hub_stream *events; /* FRONT_EVENTS */
+    struct waiting *waiting;      /* FRONT_BODY_*, FRONT_WAITING */
+    /* The Origin of the request being answered: replies echo it (CORS). */
+    struct rh_span origin;
 };
 
 static void conn_open(struct rh_conn *c);
 static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len);
 static void conn_adopt(struct rh_conn *c, const uint8_t *data, size_t len);
 static bool is_for_another_shard(struct front_conn *f, const struct rh_http_request *req);
+static void route_events(struct front_conn *f, const struct rh_http_request *req);
+static bool is_events_path(struct rh_span path);
+static int events_target(struct front_conn *f, const struct rh_http_request *req,
+                         char user[RH_GROUP_NAME_MAX + 1], struct rh_span *user_span,
+                         char hub[RH_HUB_NAME_MAX + 1], struct rh_span *hub_span);
+static void route_transport(struct front_conn *f, const struct rh_http_request *req,
+                            struct rh_span hub, enum rh_hub_op op);
+static void start_stream(struct front_conn *f, const struct rh_http_request *req,
+                         struct rh_span hub);
+static bool query_user(struct front_conn *f, const struct rh_http_request *req, char *user,
+                       size_t *user_len);
+static bool is_event_stream_request(const struct rh_http_request *req);
+static void stream_head(struct front_conn *f, const char *first_bytes);
+static ssize_t read_body(struct front_conn *f, const uint8_t *data, size_t len);
+static void send_request(struct front_conn *f);
+static void waiting_free(struct front_conn *f);
 static void negotiate(struct front_conn *f, const struct rh_http_request *req);
 static void conn_close(struct rh_conn *c);
 static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len);
@@ -68,6 +109,7 @@ static void reply_bytes(struct front_conn *f, int status, const char *content_ty
                         uint32_t extra_count);
 static uint32_t cors_fields(const struct front_conn *f, struct rh_http_field *fields,
                             char origin[ORIGIN_MAX + 1]);
+static struct rh_span request_origin(const struct rh_http_request *req);
 static void reply_error(struct front_conn *f, int status, const char *reason);
 static void idle_expired(struct rh_timer *t);
 static void idle_restart(struct front_conn *f);
@@ -103,6 +145,8 @@ static void conn_close(struct rh_conn *c)
     struct front_conn *f = rh_conn_app(c);
     rh_timer_cancel(&f->idle);
     if (f->hub) rh_hub_session_free(f->hub);
+    if (f->events) rh_hub_stream_free(f->events);
+    waiting_free(f);
     rh_conn_set_app(c, NULL);
     rh_free(f);
 }
@@ -121,6 +165,12 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
             n = rh_hub_session_recv(f->hub, data + used, len - used);
         else if (f->state == FRONT_HEAD)
             n = handle_head(f, data + used, len - used);
+        else if (f->state == FRONT_BODY_LENGTH || f->state == FRONT_BODY_CHUNKED)
+            n = read_body(f, data + used, len - used);
+        else if (f->state == FRONT_WAITING)
+            n = -EAGAIN; /* a pipelined request waits for this one's answer */
+        else if (f->state == FRONT_EVENTS)
+            n = (ssize_t)(len - used); /* the client has nothing to say on a stream */
         else
             n = skip_body(f, data + used, len - used);
         if (n == -EAGAIN) break;
@@ -166,10 +216,12 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
     }
     /* Last: a route or Connection: close may end the connection and free @f. */
     struct rh_conn *c = f->conn;
-    f->req = &req;
+    f->origin = request_origin(&req);
     route(f, &req);
-    if (rh_conn_app(c) == f) f->req = NULL;
-    if (!req.keep_alive) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
+    if (rh_conn_app(c) != f) return n;
+    f->origin = rh_span_make(NULL, 0);
+    /* A transport request closes, if it must, once answered. */
+    if (!req.keep_alive && !f->waiting) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
     return n;
 }
 
@@ -213,6 +265,10 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
         route_hub(f, req, rest);
         return;
     }
+    if (is_events_path(req->path)) {
+        route_events(f, req);
+        return;
+    }
     reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
 }
 
@@ -239,8 +295,8 @@ static bool hub_is_served(const struct rh_cfg *cfg, struct rh_span hub)
 }
 
 /* {prefix}{hub} and {prefix}{hub}/negotiate, for a hub --hubs allows: CORS preflights,
- * negotiate, and the WebSocket upgrade that starts a hub session. Server-Sent Events and long
- * polling are not served yet (issue 5). */
+ * negotiate, the GETs that start a hub session's stream (WebSocket upgrade, Server-Sent
+ * Events), and the long poll, POST and DELETE requests of a hub connection. */
 static void route_hub(struct front_conn *f, const struct rh_http_request *req, struct rh_span rest)
 {
     static const char negotiate_suffix[] = "/negotiate";
@@ -261,54 +317,317 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
         negotiate(f, req);
         return;
     }
+    switch (req->method) {
+    case RH_HTTP_GET:
+        if (req->upgrade_websocket || is_event_stream_request(req))
+            start_stream(f, req, rest);
+        else
+            route_transport(f, req, rest, RH_HUB_OP_POLL);
+        return;
+    case RH_HTTP_POST:
+        route_transport(f, req, rest, RH_HUB_OP_POST);
+        return;
+    case RH_HTTP_DELETE:
+        route_transport(f, req, rest, RH_HUB_OP_DELETE);
+        return;
+    default: {
+        static const struct rh_http_field allow[] = {{"Allow", "GET, POST, DELETE"}};
+        reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
+        return;
+    }
+    }
+}
+
+/* A GET that starts a hub session's stream on this connection: a WebSocket upgrade, or a
+ * Server-Sent Events stream (which needs a negotiated id=). */
+static void start_stream(struct front_conn *f, const struct rh_http_request *req,
+                         struct rh_span hub)
+{
+    bool is_ws = req->upgrade_websocket;
+    const struct rh_span *key = rh_http_header(req, "Sec-WebSocket-Key");
+    const struct rh_span *version = rh_http_header(req, "Sec-WebSocket-Version");
+    char response[256];
+    int n = 0;
+    if (is_ws) {
+        if (!key) {
+            reply(f, 400, "text/plain; charset=utf-8", "Sec-WebSocket-Key is missing\n", NULL, 0);
+            return;
+        }
+        if (!version || !rh_span_eq_str(*version, "13")) {
+            static const struct rh_http_field v13[] = {{"Sec-WebSocket-Version", "13"}};
+            reply(f, 426, "text/plain; charset=utf-8", "WebSocket version 13 is required\n", v13,
+                  1);
+            return;
+        }
+        n = rh_ws_write_handshake(response, sizeof(response), (const char *)key->ptr, key->len);
+        if (n < 0) {
+            reply(f, 400, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", NULL, 0);
+            return;
+        }
+    }
+    char id[TOKEN_MAX];
+    size_t id_len = 0;
+    bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len) && id_len;
+    if (!is_ws && !has_id) {
+        reply(f, 400, "text/plain", "Connection ID required", NULL, 0);
+        return;
+    }
+    char user[RH_GROUP_NAME_MAX];
+    size_t user_len = 0;
+    if (!query_user(f, req, user, &user_len)) return;
+    f->hub = rh_hub_session_start(f->conn, is_ws ? RH_HUB_WEBSOCKETS : RH_HUB_SERVER_SENT_EVENTS,
+                                  hub, rh_span_make(id, has_id ? (uint32_t)id_len : 0),
+                                  rh_span_make(user, (uint32_t)user_len));
+    if (!f->hub) {
+        if (has_id)
+            reply(f, 404, "text/plain", "No Connection with that ID", NULL, 0);
+        else
+            reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
+        return;
+    }
+    if (is_ws)
+        rh_conn_send_copy(f->conn, response, (uint32_t)n);
+    else
+        stream_head(f, ":\r\n"); /* ASP.NET's first bytes: browsers then fire open at once */
+    rh_timer_cancel(&f->idle);   /* the session keeps its own time */
+    f->state = FRONT_HUB;
+}
+
+/* The ?user= of a hub request into @user (RH_GROUP_NAME_MAX bytes); false (answered 400) when
+ * it is longer. */
+static bool query_user(struct front_conn *f, const struct rh_http_request *req, char *user,
+                       size_t *user_len)
+{
+    /* As large as a request target can be, so that a long name is refused, not cut. */
+    char text[4096];
+    *user_len = 0;
+    if (!rh_http_query_get(req->query, "user", text, sizeof(text), user_len)) return true;
+    if (*user_len > RH_GROUP_NAME_MAX) {
+        reply(f, 400, "text/plain; charset=utf-8", "user names are at most 256 bytes\n", NULL, 0);
+        return false;
+    }
+    memcpy(user, text, *user_len);
+    return true;
+}
+
+/* A long poll, a POST of hub bytes or a DELETE for the hub connection of id=: served by the
+ * shard that owns it, which may be another one; this connection waits for the answer. */
+static void route_transport(struct front_conn *f, const struct rh_http_request *req,
+                            struct rh_span hub, enum rh_hub_op op)
+{
+    char token[TOKEN_MAX];
+    size_t token_len = 0;
+    if (!rh_http_query_get(req->query, "id", token, sizeof(token), &token_len) || !token_len) {
+        reply(f, 400, "text/plain", "Connection ID required", NULL, 0);
+        return;
+    }
+    if (op != RH_HUB_OP_POST && (req->content_length || req->chunked)) {
+        reply_error(f, 400, "this request takes no body");
+        return;
+    }
+    struct waiting *w = rh_calloc(1, sizeof(*w));
+    size_t user_len = 0;
+    if (!query_user(f, req, w->user, &user_len)) {
+        rh_free(w);
+        return;
+    }
+    memcpy(w->hub, hub.ptr, hub.len);
+    memcpy(w->token, token, token_len);
+    if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
+    w->origin_len = f->origin.len;
+    w->keep_alive = req->keep_alive;
+    w->req = (struct rh_hub_request){
+        .op = op,
+        .reply_to = rh_conn_id(f->conn),
+        .hub = rh_span_make(w->hub, hub.len),
+        .token = rh_span_make(w->token, (uint32_t)token_len),
+        .user = rh_span_make(w->user, (uint32_t)user_len),
+    };
+    f->waiting = w;
+    if (op == RH_HUB_OP_POST && (req->content_length || req->chunked)) {
+        /* The body replaces the skip handle_head chose: it is read, then sent. */
+        w->body = rh_buf_new(req->chunked ? 1024 : (uint32_t)req->content_length);
+        f->state = req->chunked ? FRONT_BODY_CHUNKED : FRONT_BODY_LENGTH;
+        f->body_left = req->content_length;
+        return;
+    }
+    f->state = FRONT_HEAD;
+    send_request(f);
+}
+
+/* Reads a transport request's body; sends the request once it is whole. */
+static ssize_t read_body(struct front_conn *f, const uint8_t *data, size_t len)
+{
+    struct waiting *w = f->waiting;
+    if (f->state == FRONT_BODY_LENGTH) {
+        size_t take = len < f->body_left ? len : (size_t)f->body_left;
+        rh_buf_append(&w->body, data, (uint32_t)take);
+        f->body_left -= take;
+        if (!f->body_left) send_request(f);
+        return (ssize_t)take;
+    }
+    uint8_t out[BODY_SKIP_CHUNK];
+    size_t out_len = 0;
+    const char *reason = NULL;
+    ssize_t n = rh_http_chunked_decode(&f->chunked, data, len, out, sizeof(out), &out_len, &reason);
+    if (n < 0) {
+        reply_error(f, rh_http_error_status(n), reason);
+        return n;
+    }
+    if (out_len) rh_buf_append(&w->body, out, (uint32_t)out_len);
+    if (f->chunked.done) send_request(f);
+    return n ? n : (out_len ? 0 : -EAGAIN);
+}
+
+/* Hands the transport request to the hub; its answer comes to rh_front_answer (perhaps before
+ * this returns). */
+static void send_request(struct front_conn *f)
+{
+    struct waiting *w = f->waiting;
+    if (w->body) w->req.body = rh_span_make(w->body->data, w->body->len);
+    f->state = FRONT_WAITING;
+    struct rh_shard *s = rh_conn_shard(f->conn);
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(s));
+    rh_timer_schedule(rh_shard_wheel(s), &f->idle,
+                      rh_clock_now_ms() + cfg->poll_timeout_ms + ANSWER_GRACE_MS);
+    rh_hub_request(s, &w->req);
+}
+
+void rh_front_answer(struct rh_shard *s, uint64_t conn_id, int status, enum rh_front_body kind,
+                     struct rh_span body)
+{
+    static const struct rh_http_field no_store[] = {
+        {"Pragma", "no-cache"},
+        {"Expires", "Thu, 01 Jan 1970 00:00:00 GMT"},
+    };
+    struct rh_conn *c = rh_shard_conn(s, conn_id);
+    struct front_conn *f = c ? rh_conn_app(c) : NULL;
+    if (!f || f->state != FRONT_WAITING) return; /* gone, or timed out */
+    struct waiting *w = f->waiting;
+    bool keep_alive = w->keep_alive;
+    f->origin = rh_span_make(w->origin, w->origin_len);
+    reply_bytes(f, status, kind == RH_FRONT_BINARY ? "application/octet-stream" : "text/plain",
+                body.ptr, body.len, no_store, 2);
+    f->origin = rh_span_make(NULL, 0);
+    waiting_free(f);
+    f->state = FRONT_HEAD;
+    idle_restart(f);
+    if (!keep_alive) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH); /* frees @f */
+}
+
+static void waiting_free(struct front_conn *f)
+{
+    if (!f->waiting) return;
+    if (f->waiting->body) rh_buf_unref(f->waiting->body);
+    rh_free(f->waiting);
+    f->waiting = NULL;
+}
+
+/* GET /api/events/{user}[?hub=]: the plain EventSource stream of a user, served on the shard
+ * that keeps the user's events. */
+static void route_events(struct front_conn *f, const struct rh_http_request *req)
+{
+    if (req->method == RH_HTTP_OPTIONS) {
+        preflight(f, req);
+        return;
+    }
     if (req->method != RH_HTTP_GET) {
         static const struct rh_http_field allow[] = {{"Allow", "GET"}};
         reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
         return;
     }
-    const struct rh_span *key = rh_http_header(req, "Sec-WebSocket-Key");
-    const struct rh_span *version = rh_http_header(req, "Sec-WebSocket-Version");
-    if (!req->upgrade_websocket || !key) {
+    char user[RH_GROUP_NAME_MAX + 1], hub[RH_HUB_NAME_MAX + 1];
+    struct rh_span user_span, hub_span;
+    int status = events_target(f, req, user, &user_span, hub, &hub_span);
+    if (status == 400) {
         reply(f, 400, "text/plain; charset=utf-8",
-              "a WebSocket upgrade is required (Server-Sent Events and long polling are not "
-              "served yet)\n",
-              NULL, 0);
+              "the user is one path segment of 1 to 256 bytes\n", NULL, 0);
         return;
     }
-    if (!version || !rh_span_eq_str(*version, "13")) {
-        static const struct rh_http_field v13[] = {{"Sec-WebSocket-Version", "13"}};
-        reply(f, 426, "text/plain; charset=utf-8", "WebSocket version 13 is required\n", v13, 1);
+    if (status == 404) {
+        reply(f, 404, "text/plain; charset=utf-8", "no such hub\n", NULL, 0);
         return;
     }
-    char response[256];
-    int n = rh_ws_write_handshake(response, sizeof(response), (const char *)key->ptr, key->len);
-    if (n < 0) {
-        reply(f, 400, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", NULL, 0);
+    /* Last-Event-ID, or lastEventId in the query for polyfills that cannot set headers. */
+    char last_id[64];
+    size_t last_id_len = 0;
+    const struct rh_span *header = rh_http_header(req, "Last-Event-ID");
+    if (header && header->len < sizeof(last_id)) {
+        memcpy(last_id, header->ptr, header->len);
+        last_id_len = header->len;
+    } else if (!header) {
+        rh_http_query_get(req->query, "lastEventId", last_id, sizeof(last_id), &last_id_len);
+    }
+    stream_head(f, NULL);
+    f->events = rh_hub_stream_start(f->conn, hub_span, user_span,
+                                    rh_span_make(last_id, (uint32_t)last_id_len));
+    if (!f->events) {
+        rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
         return;
     }
-    char id[64];
-    size_t id_len = 0;
-    bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len);
-    /* As large as a request target can be, so that a long name is refused, not ignored. */
-    char user[4096];
+    rh_timer_cancel(&f->idle);
+    f->state = FRONT_EVENTS;
+}
+
+/* The user and hub of an events request, in @user and @hub (spans into them); returns 0, or
+ * 400 for a bad user and 404 for a hub not served. */
+static int events_target(struct front_conn *f, const struct rh_http_request *req,
+                         char user[RH_GROUP_NAME_MAX + 1], struct rh_span *user_span,
+                         char hub[RH_HUB_NAME_MAX + 1], struct rh_span *hub_span)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    struct rh_span segment = rh_span_make(req->path.ptr + strlen(EVENTS_PREFIX),
+                                          req->path.len - (uint32_t)strlen(EVENTS_PREFIX));
     size_t user_len = 0;
-    rh_http_query_get(req->query, "user", user, sizeof(user), &user_len);
-    if (user_len > RH_GROUP_NAME_MAX) {
-        reply(f, 400, "text/plain; charset=utf-8", "user names are at most 256 bytes\n", NULL, 0);
-        return;
+    if (memchr(segment.ptr, '/', segment.len) ||
+        !rh_http_path_decode(segment, user, RH_GROUP_NAME_MAX + 1, &user_len) || !user_len)
+        return 400;
+    size_t hub_len = 0;
+    if (!rh_http_query_get(req->query, "hub", hub, RH_HUB_NAME_MAX + 1, &hub_len) || !hub_len) {
+        hub_len = strlen(cfg->events_hub);
+        memcpy(hub, cfg->events_hub, hub_len);
     }
-    f->hub = rh_hub_session_start(f->conn, rest, rh_span_make(id, has_id ? (uint32_t)id_len : 0),
-                                  rh_span_make(user, (uint32_t)user_len));
-    if (!f->hub) {
-        if (has_id)
-            reply(f, 404, "text/plain; charset=utf-8", "No Connection with that ID\n", NULL, 0);
-        else
-            reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
-        return;
-    }
-    rh_conn_send_copy(f->conn, response, (uint32_t)n);
-    rh_timer_cancel(&f->idle); /* the session keeps its own time */
-    f->state = FRONT_HUB;
+    *user_span = rh_span_make(user, (uint32_t)user_len);
+    *hub_span = rh_span_make(hub, (uint32_t)hub_len);
+    if (memchr(hub, '/', hub_len) || !hub_is_served(cfg, *hub_span)) return 404;
+    return 0;
+}
+
+static bool is_events_path(struct rh_span path)
+{
+    size_t prefix_len = strlen(EVENTS_PREFIX);
+    return path.len >= prefix_len && memcmp(path.ptr, EVENTS_PREFIX, prefix_len) == 0;
+}
+
+static bool is_event_stream_request(const struct rh_http_request *req)
+{
+    const struct rh_span *accept = rh_http_header(req, "Accept");
+    static const char type[] = "text/event-stream";
+    if (!accept || accept->len < sizeof(type) - 1) return false;
+    for (uint32_t i = 0; i + sizeof(type) - 1 <= accept->len; i++)
+        if (strncasecmp((const char *)accept->ptr + i, type, sizeof(type) - 1) == 0) return true;
+    return false;
+}
+
+/* The head of an event stream: no length, no buffering (X-Accel-Buffering tells nginx), and
+ * the body ends when the connection closes; then @first_bytes, if any. */
+static void stream_head(struct front_conn *f, const char *first_bytes)
+{
+    struct rh_http_field fields[8 + 3];
+    char origin[ORIGIN_MAX + 1];
+    uint32_t n = 0;
+    fields[n++] = (struct rh_http_field){"Content-Type", "text/event-stream"};
+    fields[n++] = (struct rh_http_field){"Cache-Control", "no-cache, no-store"};
+    fields[n++] = (struct rh_http_field){"Pragma", "no-cache"};
+    fields[n++] = (struct rh_http_field){"Content-Encoding", "identity"};
+    fields[n++] = (struct rh_http_field){"X-Accel-Buffering", "no"};
+    fields[n++] = (struct rh_http_field){"Connection", "close"};
+    n += cors_fields(f, fields + n, origin);
+    uint8_t head[1024];
+    ssize_t len = rh_http_response_head(head, sizeof(head), 200, fields, n);
+    RH_ASSERT(len > 0);
+    rh_conn_send_copy(f->conn, head, (uint32_t)len);
+    if (first_bytes) rh_conn_send_copy(f->conn, first_bytes, (uint32_t)strlen(first_bytes));
 }
 
 static void reply(struct front_conn *f, int status, const char *content_type, const char *body,
@@ -344,8 +663,8 @@ static void reply_bytes(struct front_conn *f, int status, const char *content_ty
 static uint32_t cors_fields(const struct front_conn *f, struct rh_http_field *fields,
                             char origin[ORIGIN_MAX + 1])
 {
-    const struct rh_span *o = f->req ? rh_http_header(f->req, "Origin") : NULL;
-    if (!o || !o->len || o->len > ORIGIN_MAX) return 0;
+    const struct rh_span *o = &f->origin;
+    if (!o->len || o->len > ORIGIN_MAX) return 0;
     const char *allowed = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->cors_origins;
     bool is_allowed = strcmp(allowed, "*") == 0;
     for (const char *p = allowed; *p && !is_allowed;) {
@@ -395,6 +714,12 @@ static void preflight(struct front_conn *f, const struct rh_http_request *req)
     reply_bytes(f, 204, NULL, NULL, 0, extra, 4);
 }
 
+static struct rh_span request_origin(const struct rh_http_request *req)
+{
+    const struct rh_span *o = rh_http_header(req, "Origin");
+    return o && o->len <= ORIGIN_MAX ? *o : rh_span_make(NULL, 0);
+}
+
 static void reply_error(struct front_conn *f, int status, const char *reason)
 {
     uint8_t text[512];
@@ -415,22 +740,34 @@ static void idle_expired(struct rh_timer *t)
     rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
 }
 
-/* A hub request whose id= names a hub connection of another shard: the socket moves there,
- * with this request still unread, and is served where the connection lives. */
+/* A stream GET whose id= names a hub connection of another shard, or an events stream of a user
+ * whose events another shard keeps: the socket moves there, with this request still unread,
+ * and is served there. */
 static bool is_for_another_shard(struct front_conn *f, const struct rh_http_request *req)
 {
+    struct rh_shard *s = rh_conn_shard(f->conn);
+    if (req->method == RH_HTTP_GET && is_events_path(req->path)) {
+        /* Every stream of a user is served where the user's events are kept. */
+        char user[RH_GROUP_NAME_MAX + 1], hub[RH_HUB_NAME_MAX + 1];
+        struct rh_span user_span, hub_span;
+        if (events_target(f, req, user, &user_span, hub, &hub_span)) return false;
+        uint32_t owner = rh_hub_events_shard(s, hub_span, user_span);
+        return owner != rh_shard_idx(s) && rh_conn_handoff(f->conn, owner, NULL, 0) == 0;
+    }
     if (!hub_path_rest(rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn))), req->path).ptr)
         return false;
-    char id[64];
+    /* Streams move; polls, POSTs and DELETEs are forwarded (route_transport). */
+    if (req->method != RH_HTTP_GET || !(req->upgrade_websocket || is_event_stream_request(req)))
+        return false;
+    char id[TOKEN_MAX];
     size_t id_len;
     if (!rh_http_query_get(req->query, "id", id, sizeof(id), &id_len)) return false;
-    struct rh_shard *s = rh_conn_shard(f->conn);
     int owner = rh_hub_id_shard(s, id, id_len);
     if (owner < 0 || (uint32_t)owner == rh_shard_idx(s)) return false;
     return rh_conn_handoff(f->conn, (uint32_t)owner, NULL, 0) == 0;
 }
 
-/* POST /hubs/{hub}/negotiate: versions 0 and 1, WebSockets only so far. */
+/* POST /hubs/{hub}/negotiate: versions 0 and 1. */
 static void negotiate(struct front_conn *f, const struct rh_http_request *req)
 {
     static const char json[] = "application/json";

@@ -120,6 +120,13 @@ bool rh_groups_join(struct rh_groups *g, const struct rh_group_key *key, void *m
     return is_new;
 }
 
+uint32_t rh_groups_owner(const struct rh_groups *g, const struct rh_group_key *key)
+{
+    struct key_bytes k;
+    key_encode(key, &k);
+    return owner_of(g, rh_hash(k.bytes, k.len));
+}
+
 bool rh_groups_leave(struct rh_groups *g, const struct rh_group_key *key,
                      struct rh_list *memberships)
 {

@@ -80,6 +80,8 @@ void rh_groups_free(struct rh_groups *g);
  * the same, so a repeated join also completes only once the first one is in effect). */
 bool rh_groups_join(struct rh_groups *g, const struct rh_group_key *key, void *member,
                     uint64_t route, struct rh_list *memberships, struct rh_span note);
+/* The shard that owns @key. */
+uint32_t rh_groups_owner(const struct rh_groups *g, const struct rh_group_key *key);
 /* Ends @memberships' membership of @key, if it had one. Returns true if it had. */
 bool rh_groups_leave(struct rh_groups *g, const struct rh_group_key *key,
                      struct rh_list *memberships);

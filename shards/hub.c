@@ -1,8 +1,9 @@
 /*
- * shards/hub.c - see hub.h. A session is small: the WebSocket input parser (idle: 24 bytes),
- * the negotiated hub protocol, one timer, and hub bytes split across WebSocket messages (held
- * only while a message is incomplete). Every reply is written once into a buffer and framed
- * as one WebSocket message, so the JS client always receives whole hub messages.
+ * shards/hub.c - see hub.h. A session is small: the WebSocket input parser (idle: 24 bytes;
+ * for the other transports, a pointer to their state), the negotiated hub protocol, one timer,
+ * and hub bytes split across messages (held only while a message is incomplete). Every reply
+ * is written once into a buffer and framed as one WebSocket message, one SSE event or one
+ * piece of a poll's answer, so the client always receives whole hub messages.
  */
 #include "shards/hub.h"
 
@@ -22,11 +23,14 @@
 #include "core/log.h"
 #include "core/table.h"
 #include "core/timer.h"
+#include "shards/events.h"
+#include "shards/front.h"
 #include "shards/groups.h"
 #include "transports/hub.h"
 #include "transports/hub_json.h"
 #include "transports/hub_msgpack.h"
 #include "transports/hub_transcode.h"
+#include "transports/sse.h"
 #include "transports/ws.h"
 
 #define HANDSHAKE_TIMEOUT_MS 15000
@@ -34,7 +38,8 @@
 #define CLIENT_TIMEOUT_MS    30000
 #define BLOB_SEND_ALL        1
 #define BLOB_SEND_TO_CONN    2
-#define NEGOTIATED_TTL_MS    15000 /* ASP.NET's DisconnectTimeout for an unused negotiate */
+#define BLOB_REQUEST         3 /* a transport request, to the shard of its connection */
+#define BLOB_ANSWER          4 /* its answer, back to the shard of the waiting connection */
 #define SWEEP_MS             1000
 #define ROUTE_BYTES          8 /* node | shard | slot | generation, as in connection ids */
 #define SECRET_BYTES         16
@@ -65,6 +70,41 @@ struct hub_link {
     struct rh_hub_session *session; /* ATTACHED */
 };
 
+/* What a session runs on: hub.h's two transports with a stream, long polling, and the feed of
+ * a user's EventSource streams. */
+enum session_transport {
+    TRANSPORT_WS,
+    TRANSPORT_SSE,
+    TRANSPORT_LP,
+    TRANSPORT_EVENTS,
+};
+
+/* How bytes for a transport are framed; a fan-out keeps one frame per protocol and framing. */
+enum framing {
+    FRAMING_RAW,   /* hub messages as they are: long polling */
+    FRAMING_WS,    /* one WebSocket message */
+    FRAMING_SSE,   /* one SSE event of data: lines */
+    FRAMING_EVENT, /* a named event with the arguments as JSON data: EventSource feeds */
+    FRAMING_COUNT,
+};
+
+/* A long-polling session's side of the transport. */
+struct lp_state {
+    uint64_t waiter; /* the connection holding a poll, when has_waiter */
+    bool has_waiter;
+    bool is_answer_due; /* something to send to the waiter at the next tick */
+    int64_t since_ms;   /* when the held poll came, or when the last poll was answered */
+    int64_t started_ms;
+    uint32_t out_count, out_cap, out_bytes;
+    struct rh_buf **out; /* hub bytes for the next poll, oldest first */
+};
+
+/* A stream of a user's EventSource events: its connection is attached to the feed session. */
+struct rh_hub_stream {
+    struct rh_events_stream *attached;
+    struct rh_hub_session *feed;
+};
+
 /* A hub's name, kept once per shard and shared by the sessions there that serve it: a session
  * holds a pointer, not a copy, and finding a hub's sessions compares pointers. */
 struct hub_name {
@@ -87,6 +127,8 @@ struct hub_shard {
     struct rh_groups *groups;
     uint32_t message_bytes_max; /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
     struct rh_table hub_names;  /* struct hub_name */
+    struct rh_table feeds;      /* EventSource feed sessions, by hash(hub, user) */
+    const struct rh_cfg *cfg;
 };
 
 /* An invocation to send, as it travels between shards (a SendToAll blob, a group message):
@@ -107,9 +149,14 @@ enum session_state {
 };
 
 struct rh_hub_session {
-    struct rh_conn *conn;
-    struct rh_ws_in ws;
-    uint8_t state; /* enum session_state */
+    struct rh_conn *conn; /* WebSockets and SSE: the stream's connection; else NULL */
+    union {
+        struct rh_ws_in ws;            /* TRANSPORT_WS */
+        struct lp_state *lp;           /* TRANSPORT_LP */
+        struct rh_events_feed *events; /* TRANSPORT_EVENTS */
+    };
+    uint8_t state;     /* enum session_state */
+    uint8_t transport; /* enum session_transport */
     /* Set inside parser callbacks, which must not close (closing frees the session while the
      * parser still runs); rh_hub_session_recv closes once the parser has returned. */
     bool is_ending;
@@ -131,9 +178,9 @@ struct rh_hub_session {
  * session that speaks it needs it. */
 struct fanout {
     struct send_all m;
-    struct rh_buf *frames[2];
-    bool is_unconvertible[2]; /* the values do not convert to that protocol */
-    int64_t now_ms;           /* read once: a clock read per recipient showed in profiles */
+    struct rh_buf *frames[2][FRAMING_COUNT];
+    bool is_unconvertible[2][FRAMING_COUNT]; /* the values do not convert to that */
+    int64_t now_ms; /* read once: a clock read per recipient showed in profiles */
 };
 
 static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
@@ -174,7 +221,9 @@ static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hu
 static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                           uint32_t first_arg, struct rh_span target, uint8_t *out, uint32_t size);
 static bool send_all_unpack(struct rh_span in, struct send_all *out);
-static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec);
+static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, enum framing fr);
+static struct rh_buf *invocation_bytes(const struct send_all *m, enum rh_hub_codec codec);
+static struct rh_buf *invocation_event(const struct send_all *m);
 static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                      enum rh_hub_result kind, struct rh_span payload);
 static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *msg,
@@ -185,9 +234,32 @@ static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes);
 static void send_ws_close(struct rh_hub_session *h, uint16_t code);
 static void end_with_error(struct rh_hub_session *h, const char *error);
 static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect);
+static void session_finish(struct rh_hub_session *h);
+static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t len);
+static void session_write(struct rh_hub_session *h, struct rh_buf *frame);
 static void tick_fired(struct rh_timer *t);
 static void tick_schedule(struct rh_hub_session *h);
-static uint32_t message_bytes_max(const struct rh_hub_session *h);
+static uint32_t message_bytes_max(void);
+static struct hub_shard *shard_hubs(void);
+static uint64_t session_route(const struct rh_hub_session *h);
+static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
+                                          enum session_transport transport, struct rh_span hub,
+                                          struct rh_span user);
+static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot);
+static void transport_request(struct hub_shard *hs, const struct rh_hub_request *req);
+static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
+                   struct rh_span body);
+static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, const char *text);
+static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b);
+static struct rh_blob *request_pack(const struct rh_hub_request *req);
+static bool request_unpack(struct rh_span in, struct rh_hub_request *req);
+static void lp_poll(struct rh_hub_session *h, uint64_t reply_to);
+static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes);
+static void lp_answer(struct rh_hub_session *h);
+static void lp_tick(struct rh_hub_session *h);
+static void feed_tick(struct rh_hub_session *h);
+static bool feed_eq(const void *item, const void *key);
+static uint64_t feed_hash(struct rh_span hub, struct rh_span user);
 
 static const struct rh_ws_in_ops ws_ops = {
     .on_data = on_data,
@@ -208,14 +280,21 @@ void rh_hub_shard_start(struct rh_shard *s)
     rh_timer_init(&hs->sweep, sweep_fired);
     hs->groups = rh_groups_new(s, &group_ops, hs);
     rh_table_init(&hs->hub_names);
-    hs->message_bytes_max = rh_runtime_cfg(rh_shard_runtime(s))->max_message_size;
+    rh_table_init(&hs->feeds);
+    hs->cfg = rh_runtime_cfg(rh_shard_runtime(s));
+    hs->message_bytes_max = hs->cfg->max_message_size;
     rh_shard_set_app(s, hs);
 }
 
 void rh_hub_shard_stop(struct rh_shard *s)
 {
     struct hub_shard *hs = rh_shard_app(s);
+    /* Every connection has gone; long-polling sessions and feeds have none. */
+    for (uint32_t slot = 0; slot < hs->link_count; slot++)
+        if (hs->links[slot].state == LINK_ATTACHED) rh_hub_session_free(hs->links[slot].session);
     RH_ASSERT(rh_list_is_empty(&hs->sessions));
+    RH_ASSERT(hs->feeds.count == 0);
+    rh_table_free(&hs->feeds);
     rh_timer_cancel(&hs->sweep);
     rh_groups_free(hs->groups);
     RH_ASSERT(hs->hub_names.count == 0); /* every session has gone */
@@ -232,7 +311,10 @@ void rh_hub_shard_draining(struct rh_shard *s)
     struct rh_list *node;
     rh_list_for_each(node, &hs->sessions) {
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
-        if (!h->is_ending) end_session(h, "Server is shutting down.", true);
+        if (h->is_ending || h->transport == TRANSPORT_EVENTS) continue;
+        end_session(h, "Server is shutting down.", true);
+        /* A held poll gets the Close now: its connection is about to be closed. */
+        if (h->transport == TRANSPORT_LP && h->lp->has_waiter) lp_answer(h);
     }
 }
 
@@ -242,6 +324,15 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
     if (rh_groups_blob(hs->groups, b)) return;
     if (b->kind == BLOB_SEND_TO_CONN) {
         deliver_to_connection(hs, b);
+        return;
+    }
+    if (b->kind == BLOB_REQUEST) {
+        struct rh_hub_request req;
+        if (request_unpack(rh_span_make(b->data, b->len), &req)) transport_request(hs, &req);
+        return;
+    }
+    if (b->kind == BLOB_ANSWER) {
+        answer_blob_received(hs, b);
         return;
     }
     struct fanout f = {0};
@@ -275,7 +366,7 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
     struct hub_link *l = &hs->links[slot];
     l->state = LINK_NEGOTIATED;
     l->version = (uint8_t)version;
-    l->expires_ms = rh_clock_now_ms() + NEGOTIATED_TTL_MS;
+    l->expires_ms = rh_clock_now_ms() + hs->cfg->disconnect_timeout_ms;
     if (RAND_bytes(l->secret, SECRET_BYTES) != 1 || RAND_bytes(l->public_tail, PUBLIC_BYTES) != 1)
         RH_ASSERT(!"RAND_bytes failed");
     if (!hs->negotiated_count++)
@@ -289,9 +380,12 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
     memcpy(raw + ROUTE_BYTES, l->secret, SECRET_BYTES);
     rh_b64url_encode(raw, ROUTE_BYTES + SECRET_BYTES, token);
 
-    static const char transports[] = "\"availableTransports\":[{\"transport\":\"WebSockets\","
-                                     "\"transferFormats\":[\"Text\",\"Binary\"]}]}";
-    char body[512];
+    static const char transports[] =
+        "\"availableTransports\":["
+        "{\"transport\":\"WebSockets\",\"transferFormats\":[\"Text\",\"Binary\"]},"
+        "{\"transport\":\"ServerSentEvents\",\"transferFormats\":[\"Text\"]},"
+        "{\"transport\":\"LongPolling\",\"transferFormats\":[\"Text\",\"Binary\"]}]}";
+    char body[640];
     int n = version >= 1
                 ? snprintf(body, sizeof(body),
                            "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
@@ -302,66 +396,55 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
     return rh_buf_copy(body, (uint32_t)n);
 }
 
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
-                                            struct rh_span id, struct rh_span user)
+struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport,
+                                            struct rh_span hub, struct rh_span id,
+                                            struct rh_span user)
 {
     RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len <= RH_GROUP_NAME_MAX);
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
     uint32_t slot;
     if (id.len) {
-        /* The secret must match: the token is the only proof of having negotiated. A v0
-         * connection uses its public id as the token, as ASP.NET does. */
-        uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
-        ssize_t n = rh_b64url_decode((const char *)id.ptr, id.len, raw, sizeof(raw));
-        if (n != ROUTE_BYTES + SECRET_BYTES && n != ROUTE_BYTES + PUBLIC_BYTES) return NULL;
-        uint64_t route = route_get(raw);
-        slot = rh_conn_id_slot(route);
-        if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard) || slot >= hs->link_count)
-            return NULL;
-        struct hub_link *l = &hs->links[slot];
-        bool is_v0 = n == ROUTE_BYTES + PUBLIC_BYTES;
-        const uint8_t *expected = is_v0 ? l->public_tail : l->secret;
-        if (l->state != LINK_NEGOTIATED || l->gen != rh_conn_id_gen(route) ||
-            is_v0 != (l->version == 0) ||
-            CRYPTO_memcmp(raw + ROUTE_BYTES, expected, (size_t)n - ROUTE_BYTES) != 0)
-            return NULL;
+        struct hub_link *l = link_find(hs, id, &slot);
+        if (!l || l->state != LINK_NEGOTIATED) return NULL;
         hs->negotiated_count--;
     } else {
+        if (transport != RH_HUB_WEBSOCKETS) return NULL; /* only WebSockets skip negotiate */
         slot = link_alloc(hs);
         if (slot == LINK_NONE) return NULL;
         if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
             RH_ASSERT(!"RAND_bytes failed");
     }
-    struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
-    hs->links[slot].state = LINK_ATTACHED;
-    hs->links[slot].session = h;
-    h->link_slot = slot;
-
+    struct rh_hub_session *h = session_new(
+        hs, slot, transport == RH_HUB_WEBSOCKETS ? TRANSPORT_WS : TRANSPORT_SSE, hub, user);
     h->conn = c;
-    h->hub = hub_name_get(hs, hub);
-    if (user.len) {
-        h->user = rh_alloc(user.len);
-        memcpy(h->user, user.ptr, user.len);
-        h->user_len = (uint16_t)user.len;
-    }
-    rh_list_init(&h->link);
-    rh_list_init(&h->groups);
-    rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
-    h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
-    rh_timer_init(&h->tick, tick_fired);
-    rh_timer_schedule(rh_shard_wheel(rh_conn_shard(c)), &h->tick,
-                      h->last_rx_ms + HANDSHAKE_TIMEOUT_MS);
     return h;
 }
 
 void rh_hub_session_free(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    struct hub_shard *hs = shard_hubs();
     rh_groups_leave_all(hs->groups, &h->groups);
     link_free(hs, h->link_slot);
     rh_list_unlink(&h->link);
     rh_timer_cancel(&h->tick);
-    rh_ws_in_destroy(&h->ws);
+    switch (h->transport) {
+    case TRANSPORT_WS:
+        rh_ws_in_destroy(&h->ws);
+        break;
+    case TRANSPORT_LP:
+        if (h->lp->has_waiter) answer_text(hs, h->lp->waiter, 204, "");
+        for (uint32_t i = 0; i < h->lp->out_count; i++)
+            rh_buf_unref(h->lp->out[i]);
+        rh_free(h->lp->out);
+        rh_free(h->lp);
+        break;
+    case TRANSPORT_EVENTS:
+        rh_table_remove(&hs->feeds, feed_hash(hub_span(h), rh_span_make(h->user, h->user_len)), h);
+        rh_events_feed_free(h->events);
+        break;
+    default:
+        break;
+    }
     rh_free(h->pending);
     rh_free(h->user);
     hub_name_put(hs, h->hub);
@@ -371,6 +454,11 @@ void rh_hub_session_free(struct rh_hub_session *h)
 ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_t len)
 {
     struct rh_conn *c = h->conn;
+    if (h->transport != TRANSPORT_WS) {
+        /* An SSE GET's connection: the client sends on other requests, not here. */
+        rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
+        return -EPROTO;
+    }
     ssize_t n = rh_ws_in_feed(&h->ws, data, len, &ws_ops, h);
     if (h->is_ending) {
         rh_conn_close(c, RH_CLOSE_AFTER_FLUSH); /* frees @h */
@@ -389,6 +477,97 @@ ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_
     return n;
 }
 
+void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    int owner = rh_hub_id_shard(s, (const char *)req->token.ptr, req->token.len);
+    if (owner < 0) {
+        answer_text(hs, req->reply_to, 404, "No Connection with that ID");
+        return;
+    }
+    if ((uint32_t)owner == rh_shard_idx(s)) {
+        transport_request(hs, req);
+        return;
+    }
+    rh_shard_post(s, (uint32_t)owner, request_pack(req));
+}
+
+uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    struct rh_group_key key = {RH_GROUP_USER, hub, user};
+    return rh_groups_owner(hs->groups, &key);
+}
+
+struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
+                                          struct rh_span user, struct rh_span last_id)
+{
+    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len && user.len <= RH_GROUP_NAME_MAX);
+    struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
+    struct rh_span key[2] = {hub, user};
+    uint64_t hash = feed_hash(hub, user);
+    struct rh_hub_session *feed = rh_table_find(&hs->feeds, hash, feed_eq, key);
+    if (!feed) {
+        /* The user's feed: a session that receives what its user and the hub's clients get,
+         * and outlives its streams by --events-retention-ms, so that they can resume. */
+        uint32_t slot = link_alloc(hs);
+        if (slot == LINK_NONE) return NULL;
+        feed = session_new(hs, slot, TRANSPORT_EVENTS, hub, user);
+        feed->events = rh_events_feed_new(hs->cfg->events_history);
+        feed->state = SESSION_READY;
+        rh_list_push_back(&hs->sessions, &feed->link);
+        rh_table_insert(&hs->feeds, hash, feed);
+        struct rh_group_key user_key = {RH_GROUP_USER, hub, user};
+        feed->group_count++;
+        rh_groups_join(hs->groups, &user_key, feed, link_route(hs, slot), &feed->groups,
+                       rh_span_make(NULL, 0));
+    }
+    struct rh_hub_stream *st = rh_alloc(sizeof(*st));
+    st->feed = feed;
+    st->attached = rh_events_attach(feed->events, c, last_id, rh_clock_now_ms());
+    tick_schedule(feed);
+    return st;
+}
+
+void rh_hub_stream_free(struct rh_hub_stream *st)
+{
+    struct rh_hub_session *feed = st->feed;
+    rh_events_detach(st->attached);
+    rh_free(st);
+    tick_schedule(feed); /* the history's retention starts with the last stream gone */
+}
+
+/* A new session of @transport on hub connection @slot (taken from free or negotiated). */
+static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
+                                          enum session_transport transport, struct rh_span hub,
+                                          struct rh_span user)
+{
+    struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
+    hs->links[slot].state = LINK_ATTACHED;
+    hs->links[slot].session = h;
+    h->link_slot = slot;
+    h->transport = (uint8_t)transport;
+    h->hub = hub_name_get(hs, hub);
+    if (user.len) {
+        h->user = rh_alloc(user.len);
+        memcpy(h->user, user.ptr, user.len);
+        h->user_len = (uint16_t)user.len;
+    }
+    rh_list_init(&h->link);
+    rh_list_init(&h->groups);
+    if (transport == TRANSPORT_WS) rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
+    h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
+    rh_timer_init(&h->tick, tick_fired);
+    if (transport == TRANSPORT_LP) {
+        h->lp = rh_calloc(1, sizeof(*h->lp));
+        h->lp->since_ms = h->lp->started_ms = h->last_rx_ms;
+    }
+    if (transport != TRANSPORT_EVENTS)
+        rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick,
+                          h->last_rx_ms + HANDSHAKE_TIMEOUT_MS);
+    return h;
+}
+
 /* The WebSocket messages are one stream of hub bytes, as in ASP.NET: a hub message may span
  * WebSocket messages, and the client batches many into one when it sends faster than the
  * socket drains, so the size limit applies to hub messages (the parsers enforce it), not to
@@ -398,16 +577,22 @@ static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t 
     struct rh_hub_session *h = ctx;
     (void)op; /* the hub stream ignores frame types: the JSON handshake comes as text anyway */
     (void)is_end;
+    session_input(h, data, len);
+    return h->is_ending ? -ECONNABORTED : 0;
+}
+
+/* Hub bytes from the client, whatever carried them. */
+static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t len)
+{
     h->last_rx_ms = rh_clock_now_ms();
-    if (!len) return 0;
-    if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max(h)) {
+    if (!len) return;
+    if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max()) {
         /* Held unparsed until the handshake reply: a client should wait for it. */
         end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
                           "data before the handshake completed.");
-        return -ECONNABORTED;
+        return;
     }
     hub_feed(h, data, len);
-    return h->is_ending ? -ECONNABORTED : 0;
 }
 
 /* Hub bytes after those pending: handles the whole messages, keeps the rest pending. */
@@ -449,12 +634,14 @@ static int on_ping(void *ctx, const uint8_t *payload, size_t len)
     return 0;
 }
 
+/* The client ends the session: a WebSocket close, or a hub Close on any transport. */
 static int on_close(void *ctx, uint16_t code, const char *reason, size_t reason_len)
 {
     struct rh_hub_session *h = ctx;
     (void)reason;
     (void)reason_len;
-    send_ws_close(h, code == RH_WS_CLOSE_NO_STATUS ? 0 : RH_WS_CLOSE_NORMAL);
+    if (h->transport == TRANSPORT_WS)
+        send_ws_close(h, code == RH_WS_CLOSE_NO_STATUS ? 0 : RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
     return -ECONNABORTED;
 }
@@ -474,7 +661,7 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
         }
         struct rh_hub_msg msg;
         const char *reason = NULL;
-        uint32_t max = message_bytes_max(h);
+        uint32_t max = message_bytes_max();
         ssize_t n = h->codec == RH_HUB_JSON
                         ? rh_hub_json_parse(data + used, len - used, max, &msg, &reason)
                         : rh_hub_msgpack_parse(data + used, len - used, max, &msg, &reason);
@@ -504,7 +691,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
     struct rh_hub_handshake hs;
     const char *reason = NULL;
     char error[256];
-    ssize_t n = rh_hub_handshake_parse(data, len, message_bytes_max(h), &hs, &reason);
+    ssize_t n = rh_hub_handshake_parse(data, len, message_bytes_max(), &hs, &reason);
     if (n == -EAGAIN) return n;
 
     enum rh_hub_handshake_fail fail;
@@ -512,6 +699,8 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
         fail = RH_HUB_HANDSHAKE_CANCELED;
     } else if (n < 0) {
         fail = RH_HUB_HANDSHAKE_UNEXPECTED;
+    } else if (strcasecmp(hs.protocol, "messagepack") == 0 && h->transport == TRANSPORT_SSE) {
+        fail = RH_HUB_HANDSHAKE_BAD_TRANSFER; /* SSE carries text only */
     } else if (strcasecmp(hs.protocol, "json") == 0 ||
                strcasecmp(hs.protocol, "messagepack") == 0) {
         if (hs.version <= 2) {
@@ -520,14 +709,14 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                 session_ready(h);
                 return n;
             }
-            struct hub_shard *shard_hubs = rh_shard_app(rh_conn_shard(h->conn));
+            struct hub_shard *hubs = shard_hubs();
             struct rh_group_key key = {RH_GROUP_USER, hub_span(h),
                                        rh_span_make(h->user, h->user_len)};
             uint8_t note = NOTE_HANDSHAKE;
             h->state = SESSION_JOINING_USER;
             h->group_count++;
-            rh_groups_join(shard_hubs->groups, &key, h, link_route(shard_hubs, h->link_slot),
-                           &h->groups, rh_span_make(&note, 1));
+            rh_groups_join(hubs->groups, &key, h, link_route(hubs, h->link_slot), &h->groups,
+                           rh_span_make(&note, 1));
             return n;
         }
         fail = RH_HUB_HANDSHAKE_BAD_VERSION;
@@ -536,11 +725,11 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
     }
     rh_hub_handshake_error_text(fail, n > 0 ? &hs : NULL, error, sizeof(error));
     rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: handshake refused: %s",
-                   (unsigned long long)rh_conn_id(h->conn), error);
+                   (unsigned long long)session_route(h), error);
     struct rh_buf *reply = rh_buf_new(64);
     rh_hub_handshake_write_error(&reply, error);
     send_hub(h, reply);
-    send_ws_close(h, RH_WS_CLOSE_NORMAL);
+    if (h->transport == TRANSPORT_WS) send_ws_close(h, RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
     return n < 0 ? n : -EPROTO;
 }
@@ -596,7 +785,7 @@ static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg)
  * included, receives Invocation(target, args). */
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct rh_shard *s = rh_conn_shard(h->conn);
+    struct rh_shard *s = shard_hubs()->shard;
     uint8_t target[RH_HUB_NAME_MAX];
     ssize_t target_len = arg_string(h, msg, 0, target, sizeof(target));
     if (msg->arg_count < 1 || target_len <= 0) {
@@ -615,7 +804,7 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
  * (of this node) it lives; an unknown id is not an error, as in ASP.NET. */
 static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct rh_shard *s = rh_conn_shard(h->conn);
+    struct rh_shard *s = shard_hubs()->shard;
     char id[ID_TEXT_LEN + 1];
     uint8_t target[RH_HUB_NAME_MAX];
     ssize_t id_len = arg_string(h, msg, 0, id, sizeof(id));
@@ -647,19 +836,17 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
     struct rh_hub_session *h = l->session;
     /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
-    if (h->is_ending || h->state != SESSION_READY || h->hub != hub_name_find(hs, m.hub)) return;
-    struct rh_buf *frame = invocation_frame(&m, h->codec);
-    if (!frame) return;
-    rh_conn_send(h->conn, frame);
-    rh_buf_unref(frame);
-    h->last_tx_ms = rh_clock_now_ms();
+    if (h->hub != hub_name_find(hs, m.hub)) return;
+    struct fanout f = {.m = m};
+    fanout_to(&f, h);
+    fanout_end(&f);
 }
 
 /* JoinGroup(group): completes once the owner of the group has taken the join in, so that
  * any send issued after the completion reaches the caller. */
 static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    struct hub_shard *hs = shard_hubs();
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
@@ -687,7 +874,7 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
 /* LeaveGroup(group): in effect at once, since fan-out walks this shard's own index. */
 static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    struct hub_shard *hs = shard_hubs();
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "LeaveGroup", true, name, &key)) return;
@@ -701,7 +888,7 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
 static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                  enum rh_group_kind kind, bool is_others)
 {
-    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    struct hub_shard *hs = shard_hubs();
     const char *method = kind == RH_GROUP_USER ? "SendToUser"
                          : is_others           ? "SendToOthersInGroup"
                                                : "SendToGroup";
@@ -774,7 +961,7 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
     if (note.ptr[0] == NOTE_HANDSHAKE) {
         session_ready(h);
         if (h->pending_len) hub_feed(h, NULL, 0); /* what the client sent meanwhile */
-        if (h->is_ending) rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH); /* frees @h */
+        if (h->is_ending) session_finish(h);      /* may free @h */
         return;
     }
     struct rh_hub_msg msg = {.invocation_id = rh_span_make(note.ptr + 1, note.len - 1)};
@@ -785,7 +972,7 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
  * does), and the session starts taking messages. */
 static void session_ready(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
+    struct hub_shard *hs = shard_hubs();
     h->state = SESSION_READY;
     rh_list_push_back(&hs->sessions, &h->link);
     struct rh_buf *ok = rh_buf_new(8);
@@ -796,21 +983,48 @@ static void session_ready(struct rh_hub_session *h)
 
 static void fanout_to(struct fanout *f, struct rh_hub_session *h)
 {
-    if (h->is_ending || h->state != SESSION_READY || f->is_unconvertible[h->codec]) return;
-    if (!f->frames[h->codec]) f->frames[h->codec] = invocation_frame(&f->m, h->codec);
-    if (!f->frames[h->codec]) {
-        f->is_unconvertible[h->codec] = true; /* logged there, once */
-        return;
-    }
-    rh_conn_send(h->conn, f->frames[h->codec]);
+    static const uint8_t framing_of[] = {
+        [TRANSPORT_WS] = FRAMING_WS,
+        [TRANSPORT_SSE] = FRAMING_SSE,
+        [TRANSPORT_LP] = FRAMING_RAW,
+        [TRANSPORT_EVENTS] = FRAMING_EVENT,
+    };
+    if (h->is_ending || h->state != SESSION_READY) return;
+    struct rh_buf *frame = fanout_frame(f, h->codec, (enum framing)framing_of[h->transport]);
+    if (!frame) return;
     if (!f->now_ms) f->now_ms = rh_clock_now_ms();
     h->last_tx_ms = f->now_ms;
+    session_write(h, frame);
+}
+
+/* The message framed for @codec and @fr, made when first needed; NULL when its values do not
+ * convert to @codec (or it cannot be a named event). */
+static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, enum framing fr)
+{
+    if (f->frames[codec][fr] || f->is_unconvertible[codec][fr]) return f->frames[codec][fr];
+    struct rh_buf *frame = NULL;
+    if (fr == FRAMING_EVENT) {
+        frame = invocation_event(&f->m);
+    } else {
+        struct rh_buf *raw = fr == FRAMING_RAW ? NULL : fanout_frame(f, codec, FRAMING_RAW);
+        if (fr == FRAMING_RAW)
+            frame = invocation_bytes(&f->m, codec);
+        else if (raw && fr == FRAMING_WS)
+            frame = rh_ws_frame_new(codec == RH_HUB_JSON ? RH_WS_OP_TEXT : RH_WS_OP_BINARY,
+                                    raw->data, raw->len);
+        else if (raw)
+            frame = rh_sse_data_event_new(rh_span_make(raw->data, raw->len));
+    }
+    f->frames[codec][fr] = frame;
+    f->is_unconvertible[codec][fr] = !frame; /* logged where it was found, once */
+    return frame;
 }
 
 static void fanout_end(struct fanout *f)
 {
-    for (int i = 0; i < 2; i++)
-        if (f->frames[i]) rh_buf_unref(f->frames[i]);
+    for (int codec = 0; codec < 2; codec++)
+        for (int fr = 0; fr < FRAMING_COUNT; fr++)
+            if (f->frames[codec][fr]) rh_buf_unref(f->frames[codec][fr]);
 }
 
 /* A free hub connection slot, or LINK_NONE when the shard holds as many as ids can name. */
@@ -942,9 +1156,9 @@ static bool send_all_unpack(struct rh_span in, struct send_all *out)
     return p == end;
 }
 
-/* The whole WebSocket frame of Invocation(target, args) in @codec, or NULL when the values
- * cannot be transcoded to it. */
-static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_codec codec)
+/* The hub message Invocation(target, args) in @codec, or NULL when the values cannot be
+ * transcoded to it. */
+static struct rh_buf *invocation_bytes(const struct send_all *m, enum rh_hub_codec codec)
 {
     struct rh_buf *converted = NULL;
     struct rh_span spans[RH_HUB_ARGS_MAX];
@@ -970,10 +1184,47 @@ static struct rh_buf *invocation_frame(const struct send_all *m, enum rh_hub_cod
         rh_hub_msgpack_write_invocation(&hub_bytes, rh_span_make(NULL, 0), m->target, args,
                                         m->arg_count);
     if (converted) rh_buf_unref(converted);
-    struct rh_buf *frame = rh_ws_frame_new(codec == RH_HUB_JSON ? RH_WS_OP_TEXT : RH_WS_OP_BINARY,
-                                           hub_bytes->data, hub_bytes->len);
-    rh_buf_unref(hub_bytes);
-    return frame;
+    return hub_bytes;
+}
+
+/* The EventSource event of Invocation(target, args): the target names it, and its data is the
+ * JSON of the only argument, or the JSON array of all of them. NULL when the target cannot be
+ * an event type or the values do not convert to JSON. */
+static struct rh_buf *invocation_event(const struct send_all *m)
+{
+    if (!rh_sse_is_event_name(m->target)) {
+        rh_log_limited(RH_LOG_WARN, "hub",
+                       "a method name with a line end is not sent to "
+                       "EventSource streams");
+        return NULL;
+    }
+    struct rh_buf *converted = NULL;
+    struct rh_span spans[RH_HUB_ARGS_MAX];
+    const struct rh_span *args = m->args;
+    if (m->codec != RH_HUB_JSON) {
+        converted = rh_buf_new(256);
+        if (rh_hub_transcode_values(m->codec, m->args, m->arg_count, RH_HUB_JSON, &converted,
+                                    spans)) {
+            rh_buf_unref(converted);
+            return NULL;
+        }
+        args = spans;
+    }
+    struct rh_buf *data = rh_buf_new(64);
+    if (m->arg_count == 1) {
+        rh_buf_append(&data, args[0].ptr, args[0].len);
+    } else {
+        rh_buf_append(&data, "[", 1);
+        for (uint32_t i = 0; i < m->arg_count; i++) {
+            if (i) rh_buf_append(&data, ",", 1);
+            rh_buf_append(&data, args[i].ptr, args[i].len);
+        }
+        rh_buf_append(&data, "]", 1);
+    }
+    struct rh_buf *event = rh_sse_named_event_new(m->target, rh_span_make(data->data, data->len));
+    rh_buf_unref(data);
+    if (converted) rh_buf_unref(converted);
+    return event;
 }
 
 /* Completes @msg's invocation (if it asked for a completion) with @kind: a value (@payload
@@ -1005,19 +1256,45 @@ static ssize_t arg_string(const struct rh_hub_session *h, const struct rh_hub_ms
                                    : rh_hub_msgpack_arg_string(msg, idx, out, cap);
 }
 
-/* Frames @hub_bytes (whole hub messages) as one WebSocket message and queues it; takes over
- * the caller's reference. */
+/* Queues @hub_bytes (whole hub messages) framed for the session's transport: one WebSocket
+ * message, one SSE event, or the next poll's answer. Takes over the caller's reference. */
 static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
 {
-    /* Text until a binary protocol is agreed: handshake replies are JSON either way, and the
-     * success reply already goes in the agreed protocol's frame type, as ASP.NET does. */
-    bool text = h->state != SESSION_READY || h->codec == RH_HUB_JSON;
-    struct rh_buf *frame =
-        rh_ws_frame_new(text ? RH_WS_OP_TEXT : RH_WS_OP_BINARY, hub_bytes->data, hub_bytes->len);
+    struct rh_buf *frame = NULL;
+    if (h->transport == TRANSPORT_WS) {
+        /* Text until a binary protocol is agreed: handshake replies are JSON either way, and
+         * the success reply already goes in the agreed protocol's frame type, as ASP.NET
+         * does. */
+        bool text = h->state != SESSION_READY || h->codec == RH_HUB_JSON;
+        frame = rh_ws_frame_new(text ? RH_WS_OP_TEXT : RH_WS_OP_BINARY, hub_bytes->data,
+                                hub_bytes->len);
+    } else if (h->transport == TRANSPORT_SSE) {
+        frame = rh_sse_data_event_new(rh_span_make(hub_bytes->data, hub_bytes->len));
+    } else if (h->transport == TRANSPORT_LP) {
+        frame = rh_buf_ref(hub_bytes);
+    }
     rh_buf_unref(hub_bytes);
-    rh_conn_send(h->conn, frame);
+    if (!frame) return; /* a feed answers nobody */
+    session_write(h, frame);
     rh_buf_unref(frame);
     h->last_tx_ms = rh_clock_now_ms();
+}
+
+/* Queues @frame (framed for the session's transport; a new reference is taken). */
+static void session_write(struct rh_hub_session *h, struct rh_buf *frame)
+{
+    switch (h->transport) {
+    case TRANSPORT_WS:
+    case TRANSPORT_SSE:
+        rh_conn_send(h->conn, frame);
+        break;
+    case TRANSPORT_LP:
+        lp_queue(h, rh_buf_ref(frame));
+        break;
+    case TRANSPORT_EVENTS:
+        rh_events_publish(h->events, frame, rh_clock_now_ms());
+        break;
+    }
 }
 
 /* Queues a WebSocket close frame with @code (0: an empty one, the reply to a close that
@@ -1032,13 +1309,14 @@ static void send_ws_close(struct rh_hub_session *h, uint16_t code)
 /* Queues a hub Close with @error and a WebSocket close, and marks the session as ending. */
 static void end_with_error(struct rh_hub_session *h, const char *error)
 {
-    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s",
-                   (unsigned long long)rh_conn_id(h->conn), error);
+    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s", (unsigned long long)session_route(h),
+                   error);
     end_session(h, error, false);
 }
 
 /* Queues a hub Close with @error (@allow_reconnect: the server is going away, not the client
- * at fault) and a WebSocket close saying which, and marks the session as ending. */
+ * at fault) and, on a WebSocket, a close frame saying which, and marks the session as ending.
+ * The caller then calls session_finish, once no parser of the session runs. */
 static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect)
 {
     struct rh_span text = rh_span_make(error, (uint32_t)strlen(error));
@@ -1048,33 +1326,76 @@ static void end_session(struct rh_hub_session *h, const char *error, bool allow_
     else
         rh_hub_msgpack_write_close(&out, text, allow_reconnect);
     send_hub(h, out);
-    send_ws_close(h, allow_reconnect ? RH_WS_CLOSE_GOING_AWAY : RH_WS_CLOSE_NORMAL);
+    if (h->transport == TRANSPORT_WS)
+        send_ws_close(h, allow_reconnect ? RH_WS_CLOSE_GOING_AWAY : RH_WS_CLOSE_NORMAL);
     h->is_ending = true;
+}
+
+/* An ending session goes: with a stream, its connection closes once what it queued is sent
+ * (which frees @h through the front); long polling hands what is left to the next poll, whose
+ * successor gets 204 and frees it. */
+static void session_finish(struct rh_hub_session *h)
+{
+    if (h->conn) {
+        rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH);
+        return;
+    }
+    if (h->transport == TRANSPORT_LP) {
+        h->lp->is_answer_due = true;
+        tick_schedule(h);
+    }
 }
 
 static void tick_schedule(struct rh_hub_session *h)
 {
-    int64_t at = h->last_tx_ms + KEEPALIVE_MS;
-    if (h->last_rx_ms + CLIENT_TIMEOUT_MS < at) at = h->last_rx_ms + CLIENT_TIMEOUT_MS;
-    rh_timer_schedule(rh_shard_wheel(rh_conn_shard(h->conn)), &h->tick, at);
+    struct hub_shard *hs = shard_hubs();
+    int64_t at;
+    if (h->transport == TRANSPORT_LP) {
+        /* No pings: polling is the keep-alive. A held poll ends after --poll-timeout-ms, and a
+         * session without one after --disconnect-timeout-ms. */
+        struct lp_state *lp = h->lp;
+        at = lp->since_ms +
+             (lp->has_waiter ? hs->cfg->poll_timeout_ms : hs->cfg->disconnect_timeout_ms);
+        if (h->state != SESSION_READY && lp->started_ms + HANDSHAKE_TIMEOUT_MS < at)
+            at = lp->started_ms + HANDSHAKE_TIMEOUT_MS;
+        if (lp->is_answer_due) at = rh_clock_now_ms();
+    } else if (h->transport == TRANSPORT_EVENTS) {
+        bool is_watched = rh_events_has_streams(h->events);
+        at = rh_events_last_activity_ms(h->events) +
+             (is_watched ? hs->cfg->events_heartbeat_ms : hs->cfg->events_retention_ms);
+    } else if (h->state != SESSION_READY) {
+        return; /* the handshake timeout is set */
+    } else {
+        at = h->last_tx_ms + KEEPALIVE_MS;
+        if (h->last_rx_ms + CLIENT_TIMEOUT_MS < at) at = h->last_rx_ms + CLIENT_TIMEOUT_MS;
+    }
+    rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick, at);
 }
 
 static void tick_fired(struct rh_timer *t)
 {
     struct rh_hub_session *h =
         (struct rh_hub_session *)((char *)t - offsetof(struct rh_hub_session, tick));
+    if (h->transport == TRANSPORT_LP) {
+        lp_tick(h);
+        return;
+    }
+    if (h->transport == TRANSPORT_EVENTS) {
+        feed_tick(h);
+        return;
+    }
     int64_t now_ms = rh_clock_now_ms();
     if (h->state != SESSION_READY) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
         end_with_error(h, error);
-        rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH); /* outside the parser: close now */
+        session_finish(h); /* outside the parser: close now */
         return;
     }
     if (now_ms - h->last_rx_ms >= CLIENT_TIMEOUT_MS) {
         end_with_error(h, "Connection closed with an error. Server timeout elapsed without "
                           "receiving a message from the client.");
-        rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH);
+        session_finish(h);
         return;
     }
     if (now_ms - h->last_tx_ms >= KEEPALIVE_MS) {
@@ -1088,10 +1409,296 @@ static void tick_fired(struct rh_timer *t)
     tick_schedule(h);
 }
 
-static uint32_t message_bytes_max(const struct rh_hub_session *h)
+static uint32_t message_bytes_max(void)
 {
-    const struct hub_shard *hs = rh_shard_app(rh_conn_shard(h->conn));
-    return hs->message_bytes_max;
+    return shard_hubs()->message_bytes_max;
+}
+
+static struct hub_shard *shard_hubs(void)
+{
+    return rh_shard_app(rh_shard_self());
+}
+
+static uint64_t session_route(const struct rh_hub_session *h)
+{
+    return link_route(shard_hubs(), h->link_slot);
+}
+
+/* The hub connection @token names (a connectionToken, or a v0 connectionId), in *@slot; NULL
+ * when it names none of this shard's, or its secret does not match. */
+static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot)
+{
+    /* The secret must match: the token is the only proof of having negotiated. A v0
+     * connection uses its public id as the token, as ASP.NET does. */
+    uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
+    ssize_t n = rh_b64url_decode((const char *)token.ptr, token.len, raw, sizeof(raw));
+    if (n != ROUTE_BYTES + SECRET_BYTES && n != ROUTE_BYTES + PUBLIC_BYTES) return NULL;
+    uint64_t route = route_get(raw);
+    *slot = rh_conn_id_slot(route);
+    if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard) || *slot >= hs->link_count) return NULL;
+    struct hub_link *l = &hs->links[*slot];
+    bool is_v0 = n == ROUTE_BYTES + PUBLIC_BYTES;
+    const uint8_t *expected = is_v0 ? l->public_tail : l->secret;
+    if (l->state == LINK_FREE || l->gen != rh_conn_id_gen(route) || is_v0 != (l->version == 0) ||
+        CRYPTO_memcmp(raw + ROUTE_BYTES, expected, (size_t)n - ROUTE_BYTES) != 0)
+        return NULL;
+    /* A feed has no token: it was never negotiated. */
+    if (l->state == LINK_ATTACHED && l->session->transport == TRANSPORT_EVENTS) return NULL;
+    return l;
+}
+
+/* A POST, poll or DELETE, on the shard of its connection; answers come from here. */
+static void transport_request(struct hub_shard *hs, const struct rh_hub_request *req)
+{
+    uint32_t slot;
+    struct hub_link *l = link_find(hs, req->token, &slot);
+    struct rh_hub_session *h = l && l->state == LINK_ATTACHED ? l->session : NULL;
+    bool is_other_hub = h && h->hub != hub_name_find(hs, req->hub);
+    if (!l || is_other_hub || (!h && req->op != RH_HUB_OP_POLL)) {
+        answer_text(hs, req->reply_to, 404, "No Connection with that ID");
+        return;
+    }
+    switch (req->op) {
+    case RH_HUB_OP_POLL:
+        if (!h) {
+            /* The first poll: long polling starts, and the poll is answered at once. */
+            hs->negotiated_count--;
+            session_new(hs, slot, TRANSPORT_LP, req->hub, req->user);
+            answer(hs, req->reply_to, 200, RH_FRONT_BINARY, rh_span_make(NULL, 0));
+        } else if (h->transport != TRANSPORT_LP) {
+            answer_text(hs, req->reply_to, 400, "Cannot change transports mid-connection");
+        } else {
+            lp_poll(h, req->reply_to);
+        }
+        return;
+    case RH_HUB_OP_POST:
+        if (h->transport == TRANSPORT_WS) {
+            answer_text(hs, req->reply_to, 405,
+                        "POST requests are not allowed for WebSocket connections.");
+            return;
+        }
+        if (h->is_ending) {
+            answer_text(hs, req->reply_to, 404, "No Connection with that ID");
+            return;
+        }
+        session_input(h, req->body.ptr, req->body.len);
+        answer_text(hs, req->reply_to, 200, "");
+        if (h->is_ending) session_finish(h);
+        return;
+    case RH_HUB_OP_DELETE:
+        if (h->transport != TRANSPORT_LP) {
+            answer_text(hs, req->reply_to, 400,
+                        "Cannot terminate this connection using the DELETE endpoint.");
+            return;
+        }
+        answer_text(hs, req->reply_to, 202, "");
+        rh_hub_session_free(h); /* a held poll gets 204 */
+        return;
+    }
+}
+
+/* Answers the request connection @reply_to waits on: directly when it is on this shard, else
+ * over the rings. */
+static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
+                   struct rh_span body)
+{
+    uint32_t shard = rh_conn_id_shard(reply_to);
+    if (shard == rh_shard_idx(hs->shard)) {
+        rh_front_answer(hs->shard, reply_to, status, kind, body);
+        return;
+    }
+    struct rh_blob *b = rh_blob_new(BLOB_ANSWER, 1, NULL, 3 + body.len);
+    uint16_t status16 = (uint16_t)status;
+    b->data[0] = (uint8_t)kind;
+    memcpy(b->data + 1, &status16, 2);
+    if (body.len) memcpy(b->data + 3, body.ptr, body.len);
+    b->arg = reply_to;
+    rh_shard_post(hs->shard, shard, b);
+}
+
+static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, const char *text)
+{
+    answer(hs, reply_to, status, RH_FRONT_TEXT, rh_span_make(text, (uint32_t)strlen(text)));
+}
+
+static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b)
+{
+    uint16_t status;
+    if (b->len < 3) return;
+    memcpy(&status, b->data + 1, 2);
+    rh_front_answer(hs->shard, b->arg, status, (enum rh_front_body)b->data[0],
+                    rh_span_make(b->data + 3, b->len - 3));
+}
+
+/* A transport request as BLOB_REQUEST carries it: u8 op, u64 reply_to, then hub, token and
+ * user each as a u16 length and bytes, and the body as a u32 length and bytes (host order). */
+static struct rh_blob *request_pack(const struct rh_hub_request *req)
+{
+    uint32_t size =
+        1 + 8 + 2 + req->hub.len + 2 + req->token.len + 2 + req->user.len + 4 + req->body.len;
+    struct rh_blob *b = rh_blob_new(BLOB_REQUEST, 1, NULL, size);
+    uint8_t *p = b->data;
+    *p++ = (uint8_t)req->op;
+    memcpy(p, &req->reply_to, 8);
+    p += 8;
+    const struct rh_span *short_fields[] = {&req->hub, &req->token, &req->user};
+    for (int i = 0; i < 3; i++) {
+        uint16_t len16 = (uint16_t)short_fields[i]->len;
+        memcpy(p, &len16, 2);
+        if (len16) memcpy(p + 2, short_fields[i]->ptr, len16);
+        p += 2 + len16;
+    }
+    memcpy(p, &req->body.len, 4);
+    if (req->body.len) memcpy(p + 4, req->body.ptr, req->body.len);
+    RH_ASSERT(p + 4 + req->body.len == b->data + size);
+    return b;
+}
+
+static bool request_unpack(struct rh_span in, struct rh_hub_request *req)
+{
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
+    if (end - p < 9) return false;
+    req->op = (enum rh_hub_op) * p++;
+    memcpy(&req->reply_to, p, 8);
+    p += 8;
+    struct rh_span *short_fields[] = {&req->hub, &req->token, &req->user};
+    for (int i = 0; i < 3; i++) {
+        uint16_t len16;
+        if (end - p < 2) return false;
+        memcpy(&len16, p, 2);
+        if (end - p - 2 < len16) return false;
+        *short_fields[i] = rh_span_make(p + 2, len16);
+        p += 2 + len16;
+    }
+    uint32_t body_len;
+    if (end - p < 4) return false;
+    memcpy(&body_len, p, 4);
+    if ((size_t)(end - p) - 4 != body_len) return false;
+    req->body = rh_span_make(p + 4, body_len);
+    return req->op <= RH_HUB_OP_DELETE;
+}
+
+/* A poll for long-polling session @h: it waits for something to send, unless there is some. */
+static void lp_poll(struct rh_hub_session *h, uint64_t reply_to)
+{
+    struct lp_state *lp = h->lp;
+    if (lp->has_waiter) answer_text(shard_hubs(), lp->waiter, 204, ""); /* superseded */
+    lp->has_waiter = true;
+    lp->waiter = reply_to;
+    lp->since_ms = rh_clock_now_ms();
+    if (lp->out_count || h->is_ending)
+        lp_answer(h); /* may free @h */
+    else
+        tick_schedule(h);
+}
+
+/* Hub bytes for the client (takes the reference): they wait for a poll. A held poll is
+ * answered at the next tick, so that what a loop turn queues goes in one answer. */
+static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes)
+{
+    struct lp_state *lp = h->lp;
+    if (lp->out_count == lp->out_cap) {
+        lp->out_cap = lp->out_cap ? lp->out_cap * 2 : 4;
+        lp->out = rh_realloc(lp->out, lp->out_cap * sizeof(*lp->out));
+    }
+    lp->out[lp->out_count++] = bytes;
+    lp->out_bytes += bytes->len;
+    if (lp->has_waiter && !lp->is_answer_due) {
+        lp->is_answer_due = true;
+        tick_schedule(h);
+    }
+}
+
+/* Answers the held poll: what is queued, or 204 when the session has ended (and then frees
+ * it). */
+static void lp_answer(struct rh_hub_session *h)
+{
+    struct hub_shard *hs = shard_hubs();
+    struct lp_state *lp = h->lp;
+    lp->is_answer_due = false;
+    if (!lp->has_waiter) return;
+    if (!lp->out_count) {
+        if (!h->is_ending) return;
+        rh_hub_session_free(h); /* answers 204 */
+        return;
+    }
+    uint8_t *body = rh_alloc(lp->out_bytes);
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < lp->out_count; i++) {
+        memcpy(body + at, lp->out[i]->data, lp->out[i]->len);
+        at += lp->out[i]->len;
+        rh_buf_unref(lp->out[i]);
+    }
+    lp->out_count = 0;
+    lp->out_bytes = 0;
+    lp->has_waiter = false;
+    lp->since_ms = rh_clock_now_ms();
+    answer(hs, lp->waiter, 200, RH_FRONT_BINARY, rh_span_make(body, at));
+    rh_free(body);
+    tick_schedule(h);
+}
+
+static void lp_tick(struct rh_hub_session *h)
+{
+    struct hub_shard *hs = shard_hubs();
+    struct lp_state *lp = h->lp;
+    int64_t now_ms = rh_clock_now_ms();
+    if (h->state != SESSION_READY && !h->is_ending &&
+        now_ms >= lp->started_ms + HANDSHAKE_TIMEOUT_MS) {
+        char error[64];
+        rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
+        end_with_error(h, error);
+        lp->is_answer_due = true;
+    }
+    if (lp->is_answer_due && lp->has_waiter) {
+        lp_answer(h); /* may free @h */
+        return;
+    }
+    lp->is_answer_due = false;
+    if (lp->has_waiter && now_ms >= lp->since_ms + hs->cfg->poll_timeout_ms) {
+        /* Nothing to send: an empty 200, and the client polls again. */
+        lp->has_waiter = false;
+        lp->since_ms = now_ms;
+        answer_text(hs, lp->waiter, 200, "");
+    } else if (!lp->has_waiter && now_ms >= lp->since_ms + hs->cfg->disconnect_timeout_ms) {
+        rh_log_debug("hub", "connection %llx: no poll for %u ms, dropped",
+                     (unsigned long long)session_route(h), hs->cfg->disconnect_timeout_ms);
+        rh_hub_session_free(h);
+        return;
+    }
+    tick_schedule(h);
+}
+
+/* A feed's tick: a heartbeat on its streams, or its end when it has had none for
+ * --events-retention-ms. */
+static void feed_tick(struct rh_hub_session *h)
+{
+    struct hub_shard *hs = shard_hubs();
+    int64_t now_ms = rh_clock_now_ms();
+    int64_t since_ms = now_ms - rh_events_last_activity_ms(h->events);
+    if (!rh_events_has_streams(h->events)) {
+        if (since_ms >= hs->cfg->events_retention_ms) {
+            rh_hub_session_free(h);
+            return;
+        }
+    } else if (since_ms >= hs->cfg->events_heartbeat_ms) {
+        rh_events_heartbeat(h->events, now_ms);
+    }
+    tick_schedule(h);
+}
+
+static uint64_t feed_hash(struct rh_span hub, struct rh_span user)
+{
+    return rh_hash(hub.ptr, hub.len) * 31 + rh_hash(user.ptr, user.len);
+}
+
+/* @key: the hub and user spans. */
+static bool feed_eq(const void *item, const void *key)
+{
+    const struct rh_hub_session *h = item;
+    const struct rh_span *spans = key;
+    return h->hub->len == spans[0].len && memcmp(h->hub->text, spans[0].ptr, spans[0].len) == 0 &&
+           h->user_len == spans[1].len && memcmp(h->user, spans[1].ptr, spans[1].len) == 0;
 }
 
 static bool hub_name_eq(const void *item, const void *key)

@@ -1,10 +1,27 @@
 #pragma once
 /*
- * shards/hub.h - a SignalR hub session on a WebSocket connection, from the first frame after
- * the 101 reply: the hub handshake (JSON or MessagePack), the hub messages the client sends,
- * the server's keep-alive pings (every 15 s of silence) and the client timeout (30 s without a
- * message). Frames and hub messages are parsed and written by transports/; this file decides
- * what each message does.
+ * shards/hub.h - SignalR hub sessions: the hub handshake (JSON or MessagePack), the hub
+ * messages the client sends, the server's keep-alive pings (every 15 s of silence) and the
+ * client timeout (30 s without a message), over any of the three transports:
+ *
+ *   WebSockets         the session reads and writes its connection's frames;
+ *   Server-Sent Events the session writes `data:` events on the GET's connection and reads
+ *                      what POSTs bring (JSON only, as SignalR defines it);
+ *   long polling       the session has no connection: what it writes waits for the next poll,
+ *                      and POSTs bring what it reads.
+ *
+ * POSTs, polls and DELETEs may arrive on any shard (a new TCP connection lands anywhere):
+ * rh_hub_request takes them there and forwards them over the rings to the shard that owns the
+ * connection, whose answer comes back the same way (rh_front_answer). Streams (WebSocket and
+ * SSE GETs) move their TCP connection to the owner instead, once.
+ *
+ * The plain EventSource stream (/api/events/{user}) is a session too: one per hub and user,
+ * on the shard that owns the user, receiving what is sent to that user and to all. It numbers
+ * the events, keeps the last ones for streams that resume with Last-Event-ID, and writes them
+ * to every stream of the user (which all move to that shard).
+ *
+ * Frames and hub messages are parsed and written by transports/; this file decides what each
+ * message does.
  *
  * Built-in methods: Echo, SendToAll, SendToConnection, JoinGroup, LeaveGroup, SendToGroup,
  * SendToOthersInGroup and SendToUser. Unknown methods complete with ASP.NET's error text.
@@ -23,6 +40,25 @@
 #define RH_HUB_NAME_MAX 128
 
 struct rh_hub_session;
+struct rh_hub_stream;
+
+enum rh_hub_transport {
+    RH_HUB_WEBSOCKETS,
+    RH_HUB_SERVER_SENT_EVENTS,
+};
+
+/* A transport request that carries a connection token and no stream. */
+enum rh_hub_op {
+    RH_HUB_OP_POLL,   /* GET: long polling */
+    RH_HUB_OP_POST,   /* hub bytes from the client (SSE and long polling) */
+    RH_HUB_OP_DELETE, /* long polling: the client stops */
+};
+
+struct rh_hub_request {
+    enum rh_hub_op op;
+    uint64_t reply_to; /* the connection waiting for the answer */
+    struct rh_span hub, token, user, body;
+};
 
 /* Per-shard state: the hub sessions of the shard. From the handler's shard hooks. */
 void rh_hub_shard_start(struct rh_shard *s);
@@ -45,16 +81,34 @@ int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len);
  * @s, as JSON in a new buffer; NULL when the shard has no slot left (answer 503). */
 struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
 
+/* Serves @req on the shard that owns its connection: here, or forwarded there over the
+ * rings. The answer reaches rh_front_answer on the shard of req->reply_to, now or later (a
+ * poll is held until there is something to send or --poll-timeout-ms passes). */
+void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req);
+
 /* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes). @id is the id= query
  * value (empty when the client skipped negotiate); it must name a connection negotiated on
  * this shard and not yet used. @user (at most RH_GROUP_NAME_MAX bytes; empty: none) is the
  * connection's user, which SendToUser reaches. Returns NULL when @id does not name such a
  * connection (answer 404), or when no slot is left. Owner shard's thread; the caller then
  * queues the 101 reply. */
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, struct rh_span hub,
-                                            struct rh_span id, struct rh_span user);
-/* Bytes the client sent (WebSocket frames). Consumes them all and returns @len, or a negative
- * errno after it has queued the close frames for a protocol violation and closed @c. */
+struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport,
+                                            struct rh_span hub, struct rh_span id,
+                                            struct rh_span user);
+/* Bytes the client sent on a WebSocket session's connection (frames). Consumes them all and returns
+ * @len, or a negative errno after it has queued the close frames for a protocol violation and
+ * closed @c. */
 ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_t len);
-/* Ends the session (the connection is closing). */
+/* Ends the session (its connection is closing). */
 void rh_hub_session_free(struct rh_hub_session *h);
+
+/* The shard that keeps the events of @user of hub @hub: its streams are served there. */
+uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user);
+/* Starts an EventSource stream of @user's events on @c, on the shard rh_hub_events_shard
+ * names, after the caller queued the response head: a retry hint, then the events after
+ * @last_id (an id this stream's user saw; empty: none) or a resync event when they are no
+ * longer kept, then every new one. */
+struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
+                                          struct rh_span user, struct rh_span last_id);
+/* Ends the stream (its connection is closing). */
+void rh_hub_stream_free(struct rh_hub_stream *st);

@@ -145,6 +145,9 @@ void rh_shard_post_all(struct rh_shard *s, struct rh_blob *b);
 /* Calls @fn for each open connection of @s. @fn may send to and close connections. */
 void rh_shard_foreach_conn(struct rh_shard *s, void (*fn)(struct rh_conn *c, void *ctx), void *ctx);
 
+/* The open connection of @s with id @id, or NULL when it has closed (or never was). */
+struct rh_conn *rh_shard_conn(struct rh_shard *s, uint64_t id);
+
 uint64_t rh_conn_id(const struct rh_conn *c);
 struct rh_shard *rh_conn_shard(const struct rh_conn *c);
 void *rh_conn_app(const struct rh_conn *c);

@@ -156,6 +156,15 @@ static void check_hub_flags(char *binary, char *const *extra)
                       r, 2),
              1);
     CHECK(has_field(&r[0], "Access-Control-Allow-Origin: https://a.example\r\n"));
+    /* EventSource streams serve only listed hubs too: the default "events" is not one here. */
+    CHECK_EQ(exchange("GET /api/events/ada HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 2),
+             1);
+    CHECK_EQ(r[0].status, 404);
+    CHECK_EQ(exchange("GET /api/events/ada?hub=other HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      "\r\n",
+                      r, 2),
+             1);
+    CHECK_EQ(r[0].status, 404);
 
     CHECK_EQ(rh_test_server_stop(&srv, WAIT_MS), 0);
     port = saved_port;
@@ -186,10 +195,50 @@ int main(int argc, char **argv)
     CHECK_EQ(exchange("DELETE /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 405);
 
-    /* Hub endpoints: only a proper WebSocket upgrade is accepted. */
+    /* Hub endpoints: transport requests need a connection id; other methods are refused. */
     CHECK_EQ(exchange("GET /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
     CHECK_EQ(r[0].status, 400);
+    CHECK(strcmp(r[0].body, "Connection ID required") == 0);
     CHECK_EQ(exchange("POST /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("DELETE /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4),
+             1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("PUT /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4), 1);
+    CHECK_EQ(r[0].status, 405);
+    /* Unknown ids (of either shard, or of no form at all) are 404, for every transport request;
+     * a keep-alive connection carries the next request after each answer. */
+    CHECK_EQ(exchange("GET /hubs/chat?id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\n"
+                      "Host: t\r\n\r\n"
+                      "POST /hubs/chat?id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\n"
+                      "Host: t\r\nContent-Length: 3\r\n\r\nabc"
+                      "DELETE /hubs/chat?id=nonsense HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      "\r\n",
+                      r, 4),
+             3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(r[i].status, 404);
+        CHECK(strcmp(r[i].body, "No Connection with that ID") == 0);
+    }
+    CHECK_EQ(exchange("GET /hubs/chat?id=x HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n"
+                      "Connection: close\r\n\r\n",
+                      r, 4),
+             1);
+    CHECK_EQ(r[0].status, 404);
+    /* A poll takes no body. */
+    CHECK_EQ(
+        exchange("GET /hubs/chat?id=x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab", r, 4),
+        1);
+    CHECK_EQ(r[0].status, 400);
+    /* EventSource streams: the user is one non-empty path segment. */
+    CHECK_EQ(exchange("GET /api/events/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4),
+             1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("GET /api/events/a/b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4),
+             1);
+    CHECK_EQ(r[0].status, 400);
+    CHECK_EQ(exchange("POST /api/events/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", r, 4),
+             1);
     CHECK_EQ(r[0].status, 405);
     CHECK_EQ(exchange("GET /hubs/chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\n"
                       "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"

@@ -122,8 +122,8 @@ static void note_framing_field(const struct rh_http_header *h, struct rh_http_re
 static bool parse_content_length(struct rh_span value, uint64_t *out);
 static bool list_has_token(struct rh_span list, const char *token);
 static bool query_key_matches(const uint8_t *key, size_t key_len, const char *want);
-static bool query_decode(const uint8_t *in, size_t in_len, char *out, size_t out_cap,
-                         size_t *out_len);
+static bool percent_decode(const uint8_t *in, size_t in_len, bool is_query, char *out,
+                           size_t out_cap, size_t *out_len);
 static ssize_t chunked_step(struct rh_http_chunked *st, uint8_t c, const char **reason);
 static void put(struct writer *w, const void *bytes, size_t n);
 static void put_str(struct writer *w, const char *s);
@@ -227,11 +227,16 @@ bool rh_http_query_get(struct rh_span query, const char *key, char *out, size_t 
 
         if (key_end > p && query_key_matches(p, (size_t)(key_end - p), key)) {
             const uint8_t *value = eq ? eq + 1 : pair_end;
-            return query_decode(value, (size_t)(pair_end - value), out, out_cap, out_len);
+            return percent_decode(value, (size_t)(pair_end - value), true, out, out_cap, out_len);
         }
         p = amp ? amp + 1 : end;
     }
     return false;
+}
+
+bool rh_http_path_decode(struct rh_span segment, char *out, size_t out_cap, size_t *out_len)
+{
+    return percent_decode(segment.ptr, segment.len, false, out, out_cap, out_len);
 }
 
 void rh_http_chunked_init(struct rh_http_chunked *st, const struct rh_http_limits *lim)
@@ -619,14 +624,16 @@ static bool query_key_matches(const uint8_t *key, size_t key_len, const char *wa
     return want[w] == '\0';
 }
 
-static bool query_decode(const uint8_t *in, size_t in_len, char *out, size_t out_cap,
-                         size_t *out_len)
+/* @is_query: '+' is a space, as in form-encoded query strings (in a path it is itself). */
+static bool percent_decode(const uint8_t *in, size_t in_len, bool is_query, char *out,
+                           size_t out_cap, size_t *out_len)
 {
     size_t n = 0;
 
+    *out_len = 0;
     for (size_t i = 0; i < in_len; i++) {
         int c = in[i];
-        if (c == '+') {
+        if (c == '+' && is_query) {
             c = ' ';
         } else if (c == '%') {
             if (i + 2 >= in_len) return false;

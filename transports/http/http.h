@@ -144,6 +144,11 @@ bool rh_http_header_has_token(const struct rh_http_request *req, const char *nam
 bool rh_http_query_get(struct rh_span query, const char *key, char *out, size_t out_cap,
                        size_t *out_len);
 
+/* Writes the percent-decoded @segment (of a path; '+' stays '+') to @out as a NUL-terminated
+ * string of *@out_len bytes. Returns false, with *@out_len 0, for invalid percent-encoding (as
+ * rh_http_query_get) or when it does not fit in @out_cap bytes with the NUL. */
+bool rh_http_path_decode(struct rh_span segment, char *out, size_t out_cap, size_t *out_len);
+
 /* Starts decoding a chunked body limited to @lim->body_bytes_max. */
 void rh_http_chunked_init(struct rh_http_chunked *st, const struct rh_http_limits *lim);
 
