@@ -193,6 +193,19 @@ static void test_set_other_types(void)
         CHECK_EQ(rh_cfg_set(&cfg, "hubs", bad_lists[i], err, sizeof(err)), -EINVAL);
     CHECK_ERR(err, "hubs: 'a/b': hub names take only");
     CHECK(strcmp(cfg.hubs, "chat,news_2,a-b.c~") == 0);
+    CHECK(strcmp(cfg.events_hub, "events") == 0);
+    CHECK_EQ(rh_cfg_set(&cfg, "events-hub", "feed", err, sizeof(err)), 0);
+    static const char *const bad_hubs[] = {"", "a,b", "a/b"};
+    for (size_t i = 0; i < sizeof(bad_hubs) / sizeof(bad_hubs[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "events-hub", bad_hubs[i], err, sizeof(err)), -EINVAL);
+    CHECK_ERR(err, "events-hub: 'a/b': hub names take only");
+    CHECK(strcmp(cfg.events_hub, "feed") == 0);
+    /* Transport timeouts: a poll is held at most 99 s, under the client's 100 s timeout. */
+    CHECK_EQ(cfg.poll_timeout_ms, 90000);
+    CHECK_EQ(cfg.disconnect_timeout_ms, 15000);
+    CHECK_EQ(rh_cfg_set(&cfg, "poll-timeout-ms", "100000", err, sizeof(err)), -EINVAL);
+    CHECK_EQ(cfg.events_history, 1000);
+    CHECK_EQ(rh_cfg_set(&cfg, "events-history", "0", err, sizeof(err)), -EINVAL);
     CHECK_EQ(
         rh_cfg_set(&cfg, "cors-origins", "https://a.example,http://[::1]:3000", err, sizeof(err)),
         0);
