@@ -375,14 +375,19 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
     char user[RH_GROUP_NAME_MAX];
     size_t user_len = 0;
     if (!query_user(f, req, user, &user_len)) return;
-    f->hub = rh_hub_session_start(f->conn, is_ws ? RH_HUB_WEBSOCKETS : RH_HUB_SERVER_SENT_EVENTS,
-                                  hub, rh_span_make(id, has_id ? (uint32_t)id_len : 0),
-                                  rh_span_make(user, (uint32_t)user_len));
-    if (!f->hub) {
-        if (has_id)
-            reply(f, 404, "text/plain", "No Connection with that ID", NULL, 0);
-        else
-            reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
+    int status =
+        rh_hub_session_start(f->conn, is_ws ? RH_HUB_WEBSOCKETS : RH_HUB_SERVER_SENT_EVENTS, hub,
+                             rh_span_make(id, has_id ? (uint32_t)id_len : 0),
+                             rh_span_make(user, (uint32_t)user_len), &f->hub);
+    if (status) {
+        static const char *const texts[] = {
+            [0] = "too many connections",
+            [1] = "No Connection with that ID",
+            [2] = "Cannot change transports mid-connection",
+            [3] = "Another request is already using this connection",
+        };
+        int text = status == 404 ? 1 : status == 400 ? 2 : status == 409 ? 3 : 0;
+        reply(f, status, "text/plain", texts[text], NULL, 0);
         return;
     }
     if (is_ws)

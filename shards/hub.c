@@ -396,28 +396,29 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
     return rh_buf_copy(body, (uint32_t)n);
 }
 
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport,
-                                            struct rh_span hub, struct rh_span id,
-                                            struct rh_span user)
+int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, struct rh_span hub,
+                         struct rh_span id, struct rh_span user, struct rh_hub_session **out)
 {
     RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len <= RH_GROUP_NAME_MAX);
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
+    enum session_transport wanted = transport == RH_HUB_WEBSOCKETS ? TRANSPORT_WS : TRANSPORT_SSE;
     uint32_t slot;
     if (id.len) {
         struct hub_link *l = link_find(hs, id, &slot);
-        if (!l || l->state != LINK_NEGOTIATED) return NULL;
+        if (!l) return 404;
+        if (l->state == LINK_ATTACHED) /* as ASP.NET answers */
+            return l->session->transport == wanted ? 409 : 400;
         hs->negotiated_count--;
     } else {
-        if (transport != RH_HUB_WEBSOCKETS) return NULL; /* only WebSockets skip negotiate */
+        if (transport != RH_HUB_WEBSOCKETS) return 400; /* only WebSockets skip negotiate */
         slot = link_alloc(hs);
-        if (slot == LINK_NONE) return NULL;
+        if (slot == LINK_NONE) return 503;
         if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
             RH_ASSERT(!"RAND_bytes failed");
     }
-    struct rh_hub_session *h = session_new(
-        hs, slot, transport == RH_HUB_WEBSOCKETS ? TRANSPORT_WS : TRANSPORT_SSE, hub, user);
-    h->conn = c;
-    return h;
+    *out = session_new(hs, slot, wanted, hub, user);
+    (*out)->conn = c;
+    return 0;
 }
 
 void rh_hub_session_free(struct rh_hub_session *h)

@@ -86,15 +86,15 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
  * poll is held until there is something to send or --poll-timeout-ms passes). */
 void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req);
 
-/* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes). @id is the id= query
- * value (empty when the client skipped negotiate); it must name a connection negotiated on
- * this shard and not yet used. @user (at most RH_GROUP_NAME_MAX bytes; empty: none) is the
- * connection's user, which SendToUser reaches. Returns NULL when @id does not name such a
- * connection (answer 404), or when no slot is left. Owner shard's thread; the caller then
- * queues the 101 reply. */
-struct rh_hub_session *rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport,
-                                            struct rh_span hub, struct rh_span id,
-                                            struct rh_span user);
+/* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes) over @transport, into
+ * *@out. @id is the id= query value (empty when a WebSocket client skipped negotiate); it must
+ * name a connection negotiated on this shard and not yet used. @user (at most
+ * RH_GROUP_NAME_MAX bytes; empty: none) is the connection's user, which SendToUser reaches.
+ * Returns 0, or the HTTP status to answer: 404 when @id names no such connection, 409 when it
+ * already runs this transport, 400 when it runs another (or SSE without an id), 503 when no
+ * slot is left. Owner shard's thread; on success the caller queues the reply head. */
+int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, struct rh_span hub,
+                         struct rh_span id, struct rh_span user, struct rh_hub_session **out);
 /* Bytes the client sent on a WebSocket session's connection (frames). Consumes them all and returns
  * @len, or a negative errno after it has queued the close frames for a protocol violation and
  * closed @c. */
