@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/list.h"
+#include "transports/json.h"
 #include "transports/sse.h"
 
 struct kept_event {
@@ -168,16 +169,16 @@ static bool replay_after(struct rh_events_feed *f, struct rh_conn *c, struct rh_
 /* The resync event: the stream cannot be continued from @last_id, and resumes from now. */
 static void write_resync(struct rh_events_feed *f, struct rh_conn *c, struct rh_span last_id)
 {
-    char text[160 + RH_SSE_EVENT_ID_MAX];
-    uint32_t len = rh_sse_write_id(text, f->epoch, f->seq);
-    /* The id the client sent is echoed only when it needs no JSON escaping. */
-    bool is_plain = last_id.len <= 64;
-    for (uint32_t i = 0; i < last_id.len && is_plain; i++)
-        is_plain = last_id.ptr[i] >= 0x20 && last_id.ptr[i] < 0x7f && last_id.ptr[i] != '"' &&
-                   last_id.ptr[i] != '\\';
-    len += (uint32_t)snprintf(text + len, sizeof(text) - len,
-                              "event: " RH_EVENTS_RESYNC "\ndata: {\"reason\":\"events after this "
-                              "id are no longer kept\",\"lastEventId\":\"%.*s\"}\n\n",
-                              is_plain ? (int)last_id.len : 0, (const char *)last_id.ptr);
-    rh_conn_send_copy(c, text, len);
+    char id[RH_SSE_EVENT_ID_MAX + 8];
+    uint32_t id_len = rh_sse_write_id(id, f->epoch, f->seq);
+    static const char head[] = "event: " RH_EVENTS_RESYNC "\ndata: {\"reason\":\"events after "
+                               "this id are no longer kept\",\"lastEventId\":";
+    struct rh_buf *out = rh_buf_new(id_len + sizeof(head) + 8 + last_id.len * 6);
+    rh_buf_append(&out, id, id_len);
+    rh_buf_append(&out, head, sizeof(head) - 1);
+    /* Escaped, so it is one data line whatever the client sent. */
+    rh_json_write_string(&out, last_id.ptr, last_id.len);
+    rh_buf_append(&out, "}\n\n", 3);
+    rh_conn_send(c, out);
+    rh_buf_unref(out);
 }

@@ -21,6 +21,7 @@
 
 #define RH_EVENTS_RESYNC   "ringhub.resync" /* the event type that says events were missed */
 #define RH_EVENTS_RETRY_MS 3000             /* the reconnection delay streams suggest */
+#define RH_EVENTS_ID_MAX   257              /* bytes of a Last-Event-ID looked at, with its NUL */
 
 struct rh_events_feed;
 struct rh_events_stream;

@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "shards/events.h"
 #include "shards/hub.h"
 #include "transports/http/http.h"
 #include "transports/ws.h"
@@ -88,12 +89,13 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
                          struct rh_span hub);
 static bool query_user(struct front_conn *f, const struct rh_http_request *req, char *user,
                        size_t *user_len);
+static int query_id(const struct rh_http_request *req, char id[TOKEN_MAX], size_t *id_len);
 static bool is_event_stream_request(const struct rh_http_request *req);
 static void stream_head(struct front_conn *f, const char *first_bytes);
 static ssize_t read_body(struct front_conn *f, const uint8_t *data, size_t len);
 static void send_request(struct front_conn *f);
 static void waiting_free(struct front_conn *f);
-static void negotiate(struct front_conn *f, const struct rh_http_request *req);
+static void negotiate(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub);
 static void conn_close(struct rh_conn *c);
 static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len);
 static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len);
@@ -220,8 +222,9 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
     route(f, &req);
     if (rh_conn_app(c) != f) return n;
     f->origin = rh_span_make(NULL, 0);
-    /* A transport request closes, if it must, once answered. */
-    if (!req.keep_alive && !f->waiting) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
+    /* A transport request closes, if it must, once answered; a stream, when it ends. */
+    bool is_busy = f->waiting || f->state == FRONT_HUB || f->state == FRONT_EVENTS;
+    if (!req.keep_alive && !is_busy) rh_conn_close(c, RH_CLOSE_AFTER_FLUSH);
     return n;
 }
 
@@ -314,7 +317,7 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
         return;
     }
     if (is_negotiate) {
-        negotiate(f, req);
+        negotiate(f, req, rest);
         return;
     }
     switch (req->method) {
@@ -367,9 +370,11 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
     }
     char id[TOKEN_MAX];
     size_t id_len = 0;
-    bool has_id = rh_http_query_get(req->query, "id", id, sizeof(id), &id_len) && id_len;
-    if (!is_ws && !has_id) {
-        reply(f, 400, "text/plain", "Connection ID required", NULL, 0);
+    int id_status = query_id(req, id, &id_len);
+    bool has_id = id_status == 0;
+    if (id_status == 404 || (!is_ws && !has_id)) {
+        reply(f, id_status, "text/plain",
+              id_status == 404 ? "No Connection with that ID" : "Connection ID required", NULL, 0);
         return;
     }
     char user[RH_GROUP_NAME_MAX];
@@ -415,6 +420,17 @@ static bool query_user(struct front_conn *f, const struct rh_http_request *req, 
     return true;
 }
 
+/* The id= of a hub request into @id: 0, or 400 when there is none (or it is empty), or 404
+ * when it is longer than any id ringhub gives out. */
+static int query_id(const struct rh_http_request *req, char id[TOKEN_MAX], size_t *id_len)
+{
+    char text[4096]; /* as large as a request target can be */
+    if (!rh_http_query_get(req->query, "id", text, sizeof(text), id_len) || !*id_len) return 400;
+    if (*id_len >= TOKEN_MAX) return 404;
+    memcpy(id, text, *id_len + 1);
+    return 0;
+}
+
 /* A long poll, a POST of hub bytes or a DELETE for the hub connection of id=: served by the
  * shard that owns it, which may be another one; this connection waits for the answer. */
 static void route_transport(struct front_conn *f, const struct rh_http_request *req,
@@ -422,8 +438,10 @@ static void route_transport(struct front_conn *f, const struct rh_http_request *
 {
     char token[TOKEN_MAX];
     size_t token_len = 0;
-    if (!rh_http_query_get(req->query, "id", token, sizeof(token), &token_len) || !token_len) {
-        reply(f, 400, "text/plain", "Connection ID required", NULL, 0);
+    int id_status = query_id(req, token, &token_len);
+    if (id_status) {
+        reply(f, id_status, "text/plain",
+              id_status == 404 ? "No Connection with that ID" : "Connection ID required", NULL, 0);
         return;
     }
     if (op != RH_HUB_OP_POST && (req->content_length || req->chunked)) {
@@ -554,13 +572,14 @@ static void route_events(struct front_conn *f, const struct rh_http_request *req
         return;
     }
     /* Last-Event-ID, or lastEventId in the query for polyfills that cannot set headers. */
-    char last_id[64];
+    char last_id[RH_EVENTS_ID_MAX];
     size_t last_id_len = 0;
     const struct rh_span *header = rh_http_header(req, "Last-Event-ID");
-    if (header && header->len < sizeof(last_id)) {
-        memcpy(last_id, header->ptr, header->len);
-        last_id_len = header->len;
-    } else if (!header) {
+    if (header) {
+        /* A longer one is no id ringhub gave out either way: it gets the resync. */
+        last_id_len = header->len < sizeof(last_id) ? header->len : sizeof(last_id) - 1;
+        memcpy(last_id, header->ptr, last_id_len);
+    } else {
         rh_http_query_get(req->query, "lastEventId", last_id, sizeof(last_id), &last_id_len);
     }
     stream_head(f, NULL);
@@ -773,7 +792,7 @@ static bool is_for_another_shard(struct front_conn *f, const struct rh_http_requ
 }
 
 /* POST /hubs/{hub}/negotiate: versions 0 and 1. */
-static void negotiate(struct front_conn *f, const struct rh_http_request *req)
+static void negotiate(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub)
 {
     static const char json[] = "application/json";
     if (req->method != RH_HTTP_POST) {
@@ -798,7 +817,7 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req)
             return;
         }
     }
-    struct rh_buf *body = rh_hub_negotiate(rh_conn_shard(f->conn), version >= 1 ? 1 : 0);
+    struct rh_buf *body = rh_hub_negotiate(rh_conn_shard(f->conn), hub, version >= 1 ? 1 : 0);
     if (!body) {
         reply(f, 503, "text/plain; charset=utf-8", "too many connections\n", NULL, 0);
         return;

@@ -63,11 +63,14 @@ enum link_state {
 struct hub_link {
     uint32_t gen;
     uint8_t state;
-    uint8_t version; /* negotiate version: 0 uses the connectionId as its token */
+    uint8_t version;   /* negotiate version: 0 uses the connectionId as its token */
+    uint32_t hub_hash; /* of the hub it was negotiated for: a token serves that hub only */
     uint8_t secret[SECRET_BYTES];
     uint8_t public_tail[PUBLIC_BYTES];
-    int64_t expires_ms;             /* NEGOTIATED */
-    struct rh_hub_session *session; /* ATTACHED */
+    union {
+        int64_t expires_ms;             /* NEGOTIATED */
+        struct rh_hub_session *session; /* ATTACHED */
+    };
 };
 
 /* What a session runs on: hub.h's two transports with a stream, long polling, and the feed of
@@ -358,7 +361,7 @@ int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len)
     return shard < rh_shard_count(s) ? (int)shard : -1;
 }
 
-struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
+struct rh_buf *rh_hub_negotiate(struct rh_shard *s, struct rh_span hub, int version)
 {
     struct hub_shard *hs = rh_shard_app(s);
     uint32_t slot = link_alloc(hs);
@@ -366,6 +369,7 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version)
     struct hub_link *l = &hs->links[slot];
     l->state = LINK_NEGOTIATED;
     l->version = (uint8_t)version;
+    l->hub_hash = (uint32_t)rh_hash(hub.ptr, hub.len);
     l->expires_ms = rh_clock_now_ms() + hs->cfg->disconnect_timeout_ms;
     if (RAND_bytes(l->secret, SECRET_BYTES) != 1 || RAND_bytes(l->public_tail, PUBLIC_BYTES) != 1)
         RH_ASSERT(!"RAND_bytes failed");
@@ -405,7 +409,7 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
     uint32_t slot;
     if (id.len) {
         struct hub_link *l = link_find(hs, id, &slot);
-        if (!l) return 404;
+        if (!l || l->hub_hash != (uint32_t)rh_hash(hub.ptr, hub.len)) return 404;
         if (l->state == LINK_ATTACHED) /* as ASP.NET answers */
             return l->session->transport == wanted ? 409 : 400;
         hs->negotiated_count--;
@@ -1454,7 +1458,7 @@ static void transport_request(struct hub_shard *hs, const struct rh_hub_request 
     uint32_t slot;
     struct hub_link *l = link_find(hs, req->token, &slot);
     struct rh_hub_session *h = l && l->state == LINK_ATTACHED ? l->session : NULL;
-    bool is_other_hub = h && h->hub != hub_name_find(hs, req->hub);
+    bool is_other_hub = l && l->hub_hash != (uint32_t)rh_hash(req->hub.ptr, req->hub.len);
     if (!l || is_other_hub || (!h && req->op != RH_HUB_OP_POLL)) {
         answer_text(hs, req->reply_to, 404, "No Connection with that ID");
         return;

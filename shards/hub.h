@@ -77,9 +77,9 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b);
 /* The shard that owns the hub connection named by @id (a token, or a v0 connection id), or -1
  * when @id is not of that form or names another node. */
 int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len);
-/* The body of a successful negotiate (@version 0 or 1) for a new hub connection reserved on
- * @s, as JSON in a new buffer; NULL when the shard has no slot left (answer 503). */
-struct rh_buf *rh_hub_negotiate(struct rh_shard *s, int version);
+/* The body of a successful negotiate (@version 0 or 1) for a new connection to hub @hub
+ * reserved on @s, as JSON in a new buffer; NULL when the shard has no slot left (answer 503). */
+struct rh_buf *rh_hub_negotiate(struct rh_shard *s, struct rh_span hub, int version);
 
 /* Serves @req on the shard that owns its connection: here, or forwarded there over the
  * rings. The answer reaches rh_front_answer on the shard of req->reply_to, now or later (a

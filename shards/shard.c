@@ -40,6 +40,7 @@ static void shard_teardown(struct rh_shard *s);
 static void shard_loop(struct rh_shard *s);
 static bool shard_is_done(struct rh_shard *s);
 static void shard_begin_stop(struct rh_shard *s);
+static void stop_step(struct rh_shard *s);
 static void arm_accept(struct rh_shard *s);
 static void accept_pause_done(struct rh_timer *t);
 static void stop_grace_done(struct rh_timer *t);
@@ -229,6 +230,7 @@ static void shard_loop(struct rh_shard *s)
         rh_wheel_run(&s->wheel, now_ms, TIMER_BUDGET);
         drain_inbound(s);
         flush_outbound(s);
+        if (s->stopping && !s->conns_closing) stop_step(s);
         rh_conn_flush_dirty(s);
         rh_conn_reap(s);
         if (shard_is_done(s)) break;
@@ -270,7 +272,7 @@ static void shard_loop(struct rh_shard *s)
 
 static bool shard_is_done(struct rh_shard *s)
 {
-    return s->stopping && !s->accept_armed && rh_list_is_empty(&s->conns);
+    return s->conns_closing && !s->accept_armed && rh_list_is_empty(&s->conns);
 }
 
 static void shard_begin_stop(struct rh_shard *s)
@@ -284,6 +286,27 @@ static void shard_begin_stop(struct rh_shard *s)
         io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
     }
     if (s->rt->handler->shard_draining) s->rt->handler->shard_draining(s);
+}
+
+/* Connections close once what every shard's draining hook posted has arrived (a goodbye for a
+ * request held on another shard, say): a shard announces when its blobs are all on the rings,
+ * and when every shard has, it takes in what its rings hold and closes its connections. */
+static void stop_step(struct rh_shard *s)
+{
+    struct rh_runtime *rt = s->rt;
+    if (!s->drain_announced) {
+        if (s->outbox_pending) return; /* a full ring: next turn (the grace timer bounds this) */
+        s->drain_announced = true;
+        uint32_t drained =
+            atomic_fetch_add_explicit(&rt->shards_drained, 1, memory_order_acq_rel) + 1;
+        if (drained == rt->shard_count)
+            for (uint32_t i = 0; i < rt->shard_count; i++)
+                if (i != s->idx) shard_wake(rt->shards[i], s);
+    }
+    if (atomic_load_explicit(&rt->shards_drained, memory_order_acquire) < rt->shard_count) return;
+    drain_inbound(s);
+    flush_outbound(s);
+    s->conns_closing = true;
     rh_conn_close_all(s, RH_CLOSE_AFTER_FLUSH);
 }
 
@@ -308,6 +331,7 @@ static void stop_grace_done(struct rh_timer *t)
 {
     struct rh_shard *s = (struct rh_shard *)((char *)t - offsetof(struct rh_shard, stop_grace));
     rh_log_warn("shard", "shutdown grace over: closing the connections still flushing");
+    s->conns_closing = true;
     rh_conn_close_all(s, RH_CLOSE_NOW);
 }
 

@@ -52,8 +52,9 @@ struct rh_conn_handler {
     void (*shard_start)(struct rh_shard *s);
     void (*shard_stop)(struct rh_shard *s);
     /* The shard begins to stop (SIGTERM, SIGINT): its connections are still open and may be
-     * sent a goodbye; right after this returns they are closed, flushing what they queued.
-     * May be NULL. */
+     * sent a goodbye, and it may post blobs (goodbyes for connections on other shards). Its
+     * connections are closed, flushing what they queued, once every shard's hook has run and
+     * the blobs they posted have been delivered. May be NULL. */
     void (*shard_draining)(struct rh_shard *s);
     /* A connection was accepted. It may send and close already. */
     void (*conn_open)(struct rh_conn *c);

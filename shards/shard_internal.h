@@ -129,6 +129,8 @@ struct rh_shard {
     bool accept_multishot;
     bool recv_multishot;
     bool stopping;
+    bool drain_announced; /* stopping: its draining hook's blobs are all on the rings */
+    bool conns_closing;   /* stopping: its connections are closing */
     struct rh_wheel wheel;
     struct rh_timer accept_pause; /* armed while accepting pauses after EMFILE/ENFILE */
     struct rh_timer stop_grace;   /* armed while stopping: when it fires, close what is left */
@@ -169,6 +171,7 @@ struct rh_runtime {
     pthread_barrier_t start_barrier;
     _Atomic bool start_failed;
     _Atomic bool stop_requested;
+    _Atomic uint32_t shards_drained; /* stopping shards whose draining blobs are all posted */
 };
 
 /* Debug builds check that an object is touched only on its shard's thread. */

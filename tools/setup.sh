@@ -5,7 +5,9 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config
     liburing-dev libwslay-dev libhiredis-dev libmsgpack-dev libssl-dev libinih-dev)
-test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev)
+# chromium: tests/browser drives Debian's headless Chromium (/usr/bin/chromium) with playwright-core
+# (its fonts come with fontconfig's fonts-dejavu-core, enough for the test's screenshot).
+test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev chromium)
 
 want=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
