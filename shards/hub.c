@@ -316,7 +316,8 @@ void rh_hub_shard_draining(struct rh_shard *s)
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
         if (h->is_ending || h->transport == TRANSPORT_EVENTS) continue;
         end_session(h, "Server is shutting down.", true);
-        /* A held poll gets the Close now: its connection is about to be closed. */
+        /* A held poll gets the Close now, not at the next tick: connections close as soon as
+         * every shard has drained. */
         if (h->transport == TRANSPORT_LP && h->lp->has_waiter) lp_answer(h);
     }
 }

@@ -377,7 +377,8 @@ for (const variant of VARIANTS) {
       // 404 when the client's Close (sent just before) ended the connection first.
       assert.ok([202, 404].includes(del[0].status), `DELETE answered ${del[0].status}`);
     }
-    // The server has let the connection go: its token is unknown, its id and group get nothing.
+    // The server has let the connection go: its token is unknown, and sends to its id and to its
+    // group complete quietly.
     await until(
       async () => (await request('POST', `/hubs/chat?id=${token}`, { body: `{"type":6}${RS}` })).status === 404,
       'a POST with the stopped connection token to get 404',
@@ -408,7 +409,7 @@ async function negotiate(port = server.port, hub = 'chat') {
 }
 
 // A raw long-polling JSON session: negotiated, activated by its first poll and handshaken.
-// poll() returns the next poll's response; received collects everything polled.
+// poll() and post(body) send one request each, on a TCP connection of their own.
 async function longPolling(port = server.port) {
   const n = await negotiate(port);
   const path = `/hubs/chat?id=${n.connectionToken}`;
@@ -502,6 +503,25 @@ test('requests with an unknown id get 404 "No Connection with that ID"', async (
       assert.match(r.text, /No Connection with that ID/, `${method} id=${id}`);
     }
   }
+  // A token serves only the hub it was negotiated for.
+  const n = await negotiate(server.port, 'other');
+  for (const [method, headers] of [
+    ['GET', {}],
+    ['GET', { Accept: 'text/event-stream' }],
+    ['POST', {}],
+    ['DELETE', {}],
+  ]) {
+    const r = await request(method, `/hubs/chat?id=${n.connectionToken}&_=1`, {
+      body: method === 'POST' ? HANDSHAKE : undefined,
+      headers,
+    });
+    assert.equal(r.status, 404, `${method} ${JSON.stringify(headers)} with another hub's token`);
+  }
+  assert.equal(await wsStatus(n.connectionToken), 404, "a WebSocket with another hub's token");
+  // ... and still serves that one.
+  const r = await request('GET', `/hubs/other?id=${n.connectionToken}&_=1`);
+  assert.equal(r.status, 200, "the first poll on the token's own hub");
+  assert.equal((await request('DELETE', `/hubs/other?id=${n.connectionToken}`)).status, 202);
 });
 
 test('a long unknown id (300 characters) is unknown too: 404, not "Connection ID required"', async () => {
@@ -682,7 +702,7 @@ test('a hub Close sent by POST ends an SSE stream and a long-polling connection'
 
   const s = await longPolling();
   const held = s.poll();
-  await sleep(100);
+  await sleep(200);
   assert.equal((await s.post(`{"type":7}${RS}`)).status, 200);
   const r = await held;
   assert.equal(r.status, 204, 'the poll held when the client closes');
@@ -880,7 +900,7 @@ test('SIGTERM: SSE and long-polling sessions get a Close with allowReconnect; ex
     await c.start();
   }
   const heldPolls = lps.map((lp) => lp.poll().catch((error) => ({ error: `${error}: ${error.cause}` })));
-  await sleep(100);
+  await sleep(300);
 
   stopped = true;
   assert.equal(await srv.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
