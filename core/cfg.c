@@ -79,6 +79,8 @@ static const char *check_hub_prefix(const char *value);
 static const char *check_hub_list(const char *value);
 static const char *check_origins(const char *value);
 static const char *check_hub_name(const char *value);
+static const char *check_any(const char *value);
+static int load_access_key(struct rh_cfg *cfg, char *err, size_t err_len);
 
 static const struct opt opts[] = {
     {"listen", OPT_ADDR, FIELD(listen_addr, char *), 0, 0, false, "127.0.0.1",
@@ -118,6 +120,9 @@ static const struct opt opts[] = {
         "how long a user's history is kept after the last stream of that user closes"),
     U32("events-heartbeat-ms", events_heartbeat_ms, 100, 3600000, "15000",
         "a comment line on an EventSource stream that has sent nothing for this long"),
+    STR("access-key-file", access_key_file, check_any, "",
+        "file holding the key that signs client and API tokens (or set RINGHUB_ACCESS_KEY); "
+        "without one ringhub runs open, for development"),
     {"config", OPT_CONFIG, 0, 0, 0, false, NULL,
      "read options from FILE first (name = value lines); flags override it", NULL},
     {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit", NULL},
@@ -177,6 +182,9 @@ void rh_cfg_free(struct rh_cfg *cfg)
     rh_free(cfg->hubs);
     rh_free(cfg->cors_origins);
     rh_free(cfg->events_hub);
+    rh_free(cfg->access_key_file);
+    if (cfg->access_key) explicit_bzero(cfg->access_key, cfg->access_key_len);
+    rh_free(cfg->access_key);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -298,6 +306,7 @@ int rh_cfg_parse_args(struct rh_cfg *cfg, int argc, char **argv, char *err, size
     bool is_env_on;
     const char *env = getenv("RINGHUB_IO_OLDEST");
     if (env && parse_bool(env, &is_env_on) == 0 && is_env_on) cfg->io_oldest = true;
+    rc = load_access_key(cfg, err, err_len);
 
 out:
     opterr = saved_opterr;
@@ -405,6 +414,44 @@ static const char *check_hub_name(const char *value)
 {
     if (!*value) return "a hub name is not empty";
     return strchr(value, ',') ? "one hub name, not a list" : check_hub_list(value);
+}
+
+static const char *check_any(const char *value)
+{
+    (void)value;
+    return NULL;
+}
+
+/* The access key from --access-key-file, else $RINGHUB_ACCESS_KEY. */
+static int load_access_key(struct rh_cfg *cfg, char *err, size_t err_len)
+{
+    char *text = NULL;
+    size_t len;
+    rh_free(cfg->access_key);
+    cfg->access_key = NULL;
+    cfg->access_key_len = 0;
+    if (*cfg->access_key_file) {
+        int rc = read_file(cfg->access_key_file, &text, err, err_len);
+        if (rc) return rc;
+        len = strlen(text);
+        if (len && text[len - 1] == '\n') len--;
+        if (len && text[len - 1] == '\r') len--;
+    } else {
+        const char *env = getenv("RINGHUB_ACCESS_KEY");
+        if (!env) return 0;
+        len = strlen(env);
+        text = rh_alloc(len + 1);
+        memcpy(text, env, len + 1);
+    }
+    if (!len || len > RH_CFG_ACCESS_KEY_MAX) {
+        set_err(err, err_len, "the access key must be 1 to %d bytes", RH_CFG_ACCESS_KEY_MAX);
+        rh_free(text);
+        return -EINVAL;
+    }
+    text[len] = '\0';
+    cfg->access_key = text;
+    cfg->access_key_len = (uint32_t)len;
+    return 0;
 }
 
 static const char *check_origins(const char *value)

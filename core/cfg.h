@@ -55,7 +55,16 @@ struct rh_cfg {
     uint32_t events_history;        /* --events-history: messages kept per user for resuming */
     uint32_t events_retention_ms;   /* --events-retention-ms: history kept after the last stream */
     uint32_t events_heartbeat_ms;   /* --events-heartbeat-ms: comment line on idle streams */
+    char *access_key_file;          /* --access-key-file: "" = none; owned */
+    /* The access key that signs tokens, read from access_key_file (its last line end
+     * dropped) or else from $RINGHUB_ACCESS_KEY by rh_cfg_parse_args; NULL: none (ringhub runs
+     * open). Never logged. Owned. */
+    char *access_key;
+    uint32_t access_key_len;
 };
+
+/* Longest access key accepted, in bytes. */
+#define RH_CFG_ACCESS_KEY_MAX 4096
 
 /* Fills @cfg with the defaults, overwriting whatever it held (it is not freed first). The
  * result owns strings: release it with rh_cfg_free(). */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/assert.h"
@@ -28,6 +29,7 @@
 #include "shards/events.h"
 #include "shards/hub.h"
 #include "transports/http/http.h"
+#include "transports/jwt.h"
 #include "transports/ws.h"
 
 #define IDLE_TIMEOUT_MS 60000 /* an HTTP connection with no request in progress */
@@ -56,6 +58,7 @@ struct waiting {
     char hub[RH_HUB_NAME_MAX];
     char token[TOKEN_MAX];
     char user[RH_GROUP_NAME_MAX];
+    char roles[RH_HUB_ROLES_MAX];
     char origin[ORIGIN_MAX];
     uint32_t origin_len;
     struct rh_buf *body; /* POST */
@@ -89,6 +92,11 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
                          struct rh_span hub);
 static bool query_user(struct front_conn *f, const struct rh_http_request *req, char *user,
                        size_t *user_len);
+static bool authorize(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+                      struct rh_jwt *jwt);
+static bool identify(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+                     char user[RH_GROUP_NAME_MAX], char roles[RH_HUB_ROLES_MAX],
+                     struct rh_hub_identity *who);
 static int query_id(const struct rh_http_request *req, char id[TOKEN_MAX], size_t *id_len);
 static bool is_event_stream_request(const struct rh_http_request *req);
 static void stream_head(struct front_conn *f, const char *first_bytes);
@@ -346,6 +354,10 @@ static void route_hub(struct front_conn *f, const struct rh_http_request *req, s
 static void start_stream(struct front_conn *f, const struct rh_http_request *req,
                          struct rh_span hub)
 {
+    /* Authorized first: a WebSocket that is not is never upgraded. */
+    char user[RH_GROUP_NAME_MAX], roles[RH_HUB_ROLES_MAX];
+    struct rh_hub_identity who;
+    if (!identify(f, req, hub, user, roles, &who)) return;
     bool is_ws = req->upgrade_websocket;
     const struct rh_span *key = rh_http_header(req, "Sec-WebSocket-Key");
     const struct rh_span *version = rh_http_header(req, "Sec-WebSocket-Version");
@@ -377,13 +389,9 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
               id_status == 404 ? "No Connection with that ID" : "Connection ID required", NULL, 0);
         return;
     }
-    char user[RH_GROUP_NAME_MAX];
-    size_t user_len = 0;
-    if (!query_user(f, req, user, &user_len)) return;
     int status =
         rh_hub_session_start(f->conn, is_ws ? RH_HUB_WEBSOCKETS : RH_HUB_SERVER_SENT_EVENTS, hub,
-                             rh_span_make(id, has_id ? (uint32_t)id_len : 0),
-                             rh_span_make(user, (uint32_t)user_len), &f->hub);
+                             rh_span_make(id, has_id ? (uint32_t)id_len : 0), &who, &f->hub);
     if (status) {
         static const char *const texts[] = {
             [0] = "too many connections",
@@ -420,6 +428,98 @@ static bool query_user(struct front_conn *f, const struct rh_http_request *req, 
     return true;
 }
 
+/* Checks the client's token for hub @hub when ringhub has an access key: from the Authorization
+ * header (Bearer) or the access_token query parameter (browsers cannot set headers on
+ * WebSockets and EventSource), HS256, unexpired, for the audience of the hub's URL on this
+ * host (with or without its port, http or https: TLS may end at a proxy). Returns true with
+ * @jwt filled, or without a key with @jwt zeroed; false after answering 401. */
+static bool authorize(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+                      struct rh_jwt *jwt)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    memset(jwt, 0, sizeof(*jwt));
+    if (!cfg->access_key) return true;
+    char token[RH_JWT_TEXT_MAX + 2];
+    size_t token_len = 0;
+    const char *reason = "a token is required (Authorization: Bearer, or access_token=)";
+    const struct rh_span *header = rh_http_header(req, "Authorization");
+    if (header && header->len > 7 && strncasecmp((const char *)header->ptr, "Bearer ", 7) == 0) {
+        token_len = header->len - 7;
+        if (token_len > RH_JWT_TEXT_MAX) token_len = RH_JWT_TEXT_MAX + 1; /* too long: refused */
+        memcpy(token, header->ptr + 7, token_len);
+    } else if (!rh_http_query_get(req->query, "access_token", token, sizeof(token), &token_len)) {
+        token_len = 0;
+    }
+    int err = -EACCES;
+    if (token_len) {
+        /* The audiences: {http,https}://{host[:port]}{prefix}{hub}. */
+        const struct rh_span *host = rh_http_header(req, "Host");
+        char auds[4][RH_HUB_NAME_MAX + 600];
+        const char *aud_list[4];
+        size_t aud_count = 0;
+        if (host && host->len <= 255) {
+            const uint8_t *colon = memchr(host->ptr, ':', host->len);
+            int bare_len = colon && host->ptr[0] != '[' ? (int)(colon - host->ptr) : (int)host->len;
+            for (int scheme = 0; scheme < 2; scheme++)
+                for (int port = 0; port < 2; port++) {
+                    snprintf(auds[aud_count], sizeof(auds[0]), "%s://%.*s%s%.*s",
+                             scheme ? "https" : "http", port ? (int)host->len : bare_len,
+                             (const char *)host->ptr, cfg->hub_prefix, (int)hub.len,
+                             (const char *)hub.ptr);
+                    aud_list[aud_count] = auds[aud_count];
+                    aud_count++;
+                }
+        }
+        err = aud_count ? rh_jwt_verify(rh_span_make(token, (uint32_t)token_len),
+                                        rh_span_make(cfg->access_key, cfg->access_key_len),
+                                        (int64_t)time(NULL), aud_list, aud_count, jwt, &reason)
+                        : -EACCES;
+        if (!aud_count) reason = "the request has no Host to check the token's audience with";
+    }
+    if (!err) return true;
+    char body[160];
+    snprintf(body, sizeof(body), "unauthorized: %s", reason);
+    static const struct rh_http_field challenge[] = {
+        {"WWW-Authenticate", "Bearer error=\"invalid_token\""}};
+    reply(f, 401, "text/plain", body, challenge, 1);
+    return false;
+}
+
+/* Who the client of a hub request is (the caller's @user and @roles hold the text): with an
+ * access key, the user and roles of its token; running open, its ?user=. Returns false after
+ * answering 401 (no valid token) or 400 (a ?user= too long). */
+static bool identify(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+                     char user[RH_GROUP_NAME_MAX], char roles[RH_HUB_ROLES_MAX],
+                     struct rh_hub_identity *who)
+{
+    struct rh_jwt jwt;
+    if (!authorize(f, req, hub, &jwt)) return false;
+    memset(who, 0, sizeof(*who));
+    if (!rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->access_key) {
+        size_t user_len = 0;
+        if (!query_user(f, req, user, &user_len)) return false;
+        who->user = rh_span_make(user, (uint32_t)user_len);
+        who->is_open = true;
+        return true;
+    }
+    if (jwt.user_len > RH_GROUP_NAME_MAX) jwt.user_len = RH_GROUP_NAME_MAX;
+    memcpy(user, jwt.user, jwt.user_len);
+    who->user = rh_span_make(user, jwt.user_len);
+    /* Only ringhub's roles, one per line: what the session checks its methods against. */
+    uint32_t roles_len = 0;
+    for (uint32_t i = 0; i < jwt.role_count; i++) {
+        struct rh_span role = jwt.roles[i];
+        if (role.len < 8 || memcmp(role.ptr, "ringhub.", 8) != 0 ||
+            memchr(role.ptr, '\n', role.len) || roles_len + role.len + 1 > RH_HUB_ROLES_MAX)
+            continue;
+        memcpy(roles + roles_len, role.ptr, role.len);
+        roles[roles_len + role.len] = '\n';
+        roles_len += role.len + 1;
+    }
+    who->roles = rh_span_make(roles, roles_len);
+    return true;
+}
+
 /* The id= of a hub request into @id: 0, or 400 when there is none (or it is empty), or 404
  * when it is longer than any id ringhub gives out. */
 static int query_id(const struct rh_http_request *req, char id[TOKEN_MAX], size_t *id_len)
@@ -436,22 +536,23 @@ static int query_id(const struct rh_http_request *req, char id[TOKEN_MAX], size_
 static void route_transport(struct front_conn *f, const struct rh_http_request *req,
                             struct rh_span hub, enum rh_hub_op op)
 {
+    struct waiting *w = rh_calloc(1, sizeof(*w));
+    if (!identify(f, req, hub, w->user, w->roles, &w->req.who)) {
+        rh_free(w);
+        return;
+    }
     char token[TOKEN_MAX];
     size_t token_len = 0;
     int id_status = query_id(req, token, &token_len);
     if (id_status) {
+        rh_free(w);
         reply(f, id_status, "text/plain",
               id_status == 404 ? "No Connection with that ID" : "Connection ID required", NULL, 0);
         return;
     }
     if (op != RH_HUB_OP_POST && (req->content_length || req->chunked)) {
-        reply_error(f, 400, "this request takes no body");
-        return;
-    }
-    struct waiting *w = rh_calloc(1, sizeof(*w));
-    size_t user_len = 0;
-    if (!query_user(f, req, w->user, &user_len)) {
         rh_free(w);
+        reply_error(f, 400, "this request takes no body");
         return;
     }
     memcpy(w->hub, hub.ptr, hub.len);
@@ -459,13 +560,10 @@ static void route_transport(struct front_conn *f, const struct rh_http_request *
     if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
     w->origin_len = f->origin.len;
     w->keep_alive = req->keep_alive;
-    w->req = (struct rh_hub_request){
-        .op = op,
-        .reply_to = rh_conn_id(f->conn),
-        .hub = rh_span_make(w->hub, hub.len),
-        .token = rh_span_make(w->token, (uint32_t)token_len),
-        .user = rh_span_make(w->user, (uint32_t)user_len),
-    };
+    w->req.op = op;
+    w->req.reply_to = rh_conn_id(f->conn);
+    w->req.hub = rh_span_make(w->hub, hub.len);
+    w->req.token = rh_span_make(w->token, (uint32_t)token_len);
     f->waiting = w;
     if (op == RH_HUB_OP_POST && (req->content_length || req->chunked)) {
         /* The body replaces the skip handle_head chose: it is read, then sent. */
@@ -569,6 +667,13 @@ static void route_events(struct front_conn *f, const struct rh_http_request *req
     }
     if (status == 404) {
         reply(f, 404, "text/plain; charset=utf-8", "no such hub\n", NULL, 0);
+        return;
+    }
+    struct rh_jwt jwt;
+    if (!authorize(f, req, hub_span, &jwt)) return;
+    if (rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->access_key &&
+        (jwt.user_len != user_span.len || memcmp(jwt.user, user_span.ptr, user_span.len) != 0)) {
+        reply(f, 403, "text/plain", "forbidden: the token is for another user", NULL, 0);
         return;
     }
     /* Last-Event-ID, or lastEventId in the query for polyfills that cannot set headers. */
@@ -800,6 +905,8 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req, s
         reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
         return;
     }
+    struct rh_jwt jwt;
+    if (!authorize(f, req, hub, &jwt)) return;
     char text[16];
     size_t text_len;
     long version = 0;

@@ -173,8 +173,10 @@ struct rh_hub_session {
     uint32_t pending_len;
     uint32_t group_count;  /* memberships, the user's included */
     struct rh_list groups; /* struct rh_membership, in_member */
-    char *user;            /* NULL: no user */
+    char *user;            /* user_len bytes of user, then roles_len bytes of roles; NULL: none */
     uint16_t user_len;
+    uint16_t roles_len; /* the roles of struct rh_hub_identity */
+    bool is_open;       /* no access key: every method allowed */
 };
 
 /* One message to many sessions of a shard: encoded once per hub protocol, when the first
@@ -247,7 +249,9 @@ static struct hub_shard *shard_hubs(void);
 static uint64_t session_route(const struct rh_hub_session *h);
 static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
                                           enum session_transport transport, struct rh_span hub,
-                                          struct rh_span user);
+                                          const struct rh_hub_identity *who);
+static bool is_allowed(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
+                       const char *role, struct rh_span group);
 static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot);
 static void transport_request(struct hub_shard *hs, const struct rh_hub_request *req);
 static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
@@ -286,6 +290,11 @@ void rh_hub_shard_start(struct rh_shard *s)
     rh_table_init(&hs->feeds);
     hs->cfg = rh_runtime_cfg(rh_shard_runtime(s));
     hs->message_bytes_max = hs->cfg->max_message_size;
+    if (rh_shard_idx(s) == 0 && !hs->cfg->access_key)
+        rh_log_warn("auth",
+                    "NO ACCESS KEY: ringhub runs open, for development only: any client may "
+                    "connect and call every hub method, and ?user= names its user. Set "
+                    "--access-key-file (or RINGHUB_ACCESS_KEY) to require tokens.");
     rh_shard_set_app(s, hs);
 }
 
@@ -402,9 +411,10 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, struct rh_span hub, int vers
 }
 
 int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, struct rh_span hub,
-                         struct rh_span id, struct rh_span user, struct rh_hub_session **out)
+                         struct rh_span id, const struct rh_hub_identity *who,
+                         struct rh_hub_session **out)
 {
-    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len <= RH_GROUP_NAME_MAX);
+    RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && who->user.len <= RH_GROUP_NAME_MAX);
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
     enum session_transport wanted = transport == RH_HUB_WEBSOCKETS ? TRANSPORT_WS : TRANSPORT_SSE;
     uint32_t slot;
@@ -421,7 +431,7 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
         if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
             RH_ASSERT(!"RAND_bytes failed");
     }
-    *out = session_new(hs, slot, wanted, hub, user);
+    *out = session_new(hs, slot, wanted, hub, who);
     (*out)->conn = c;
     return 0;
 }
@@ -518,7 +528,8 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
          * and outlives its streams by --events-retention-ms, so that they can resume. */
         uint32_t slot = link_alloc(hs);
         if (slot == LINK_NONE) return NULL;
-        feed = session_new(hs, slot, TRANSPORT_EVENTS, hub, user);
+        struct rh_hub_identity who = {.user = user};
+        feed = session_new(hs, slot, TRANSPORT_EVENTS, hub, &who);
         feed->events = rh_events_feed_new(hs->cfg->events_history);
         feed->state = SESSION_READY;
         rh_list_push_back(&hs->sessions, &feed->link);
@@ -546,19 +557,23 @@ void rh_hub_stream_free(struct rh_hub_stream *st)
 /* A new session of @transport on hub connection @slot (taken from free or negotiated). */
 static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
                                           enum session_transport transport, struct rh_span hub,
-                                          struct rh_span user)
+                                          const struct rh_hub_identity *who)
 {
+    RH_ASSERT(who->roles.len <= RH_HUB_ROLES_MAX);
     struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
     hs->links[slot].state = LINK_ATTACHED;
     hs->links[slot].session = h;
     h->link_slot = slot;
     h->transport = (uint8_t)transport;
     h->hub = hub_name_get(hs, hub);
-    if (user.len) {
-        h->user = rh_alloc(user.len);
-        memcpy(h->user, user.ptr, user.len);
-        h->user_len = (uint16_t)user.len;
+    if (who->user.len || who->roles.len) {
+        h->user = rh_alloc(who->user.len + who->roles.len);
+        if (who->user.len) memcpy(h->user, who->user.ptr, who->user.len);
+        if (who->roles.len) memcpy(h->user + who->user.len, who->roles.ptr, who->roles.len);
+        h->user_len = (uint16_t)who->user.len;
+        h->roles_len = (uint16_t)who->roles.len;
     }
+    h->is_open = who->is_open;
     rh_list_init(&h->link);
     rh_list_init(&h->groups);
     if (transport == TRANSPORT_WS) rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
@@ -711,7 +726,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                strcasecmp(hs.protocol, "messagepack") == 0) {
         if (hs.version <= 2) {
             h->codec = strcasecmp(hs.protocol, "json") == 0 ? RH_HUB_JSON : RH_HUB_MSGPACK;
-            if (!h->user) {
+            if (!h->user_len) {
                 session_ready(h);
                 return n;
             }
@@ -798,6 +813,7 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
         complete_error(h, msg, "Failed to invoke 'SendToAll' due to an error on the server.");
         return;
     }
+    if (!is_allowed(h, msg, "SendToAll", "ringhub.sendToAll", rh_span_make(NULL, 0))) return;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     uint32_t size = send_all_size(h, msg, 1, target_span);
     struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(s), NULL, size);
@@ -820,6 +836,8 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
                        "Failed to invoke 'SendToConnection' due to an error on the server.");
         return;
     }
+    if (!is_allowed(h, msg, "SendToConnection", "ringhub.sendToConnection", rh_span_make(NULL, 0)))
+        return;
     uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
     int shard = id_len == ID_TEXT_LEN ? rh_hub_id_shard(s, id, (size_t)id_len) : -1;
     if (shard >= 0 && rh_b64url_decode(id, (size_t)id_len, raw, sizeof(raw)) == sizeof(raw)) {
@@ -856,6 +874,7 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
+    if (!is_allowed(h, msg, "JoinGroup", "ringhub.joinLeaveGroup", key.name)) return;
     if (h->group_count >= GROUPS_PER_CONN_MAX) {
         complete_error(h, msg,
                        "An unexpected error occurred invoking 'JoinGroup' on the server. "
@@ -884,6 +903,7 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "LeaveGroup", true, name, &key)) return;
+    if (!is_allowed(h, msg, "LeaveGroup", "ringhub.joinLeaveGroup", key.name)) return;
     if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
@@ -910,6 +930,10 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
         return;
     }
     if (!group_arg(h, msg, method, false, name, &key)) return;
+    bool is_user = kind == RH_GROUP_USER;
+    if (!is_allowed(h, msg, method, is_user ? "ringhub.sendToUser" : "ringhub.sendToGroup",
+                    is_user ? rh_span_make(NULL, 0) : key.name))
+        return;
     key.kind = kind;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     uint32_t size = send_all_size(h, msg, 2, target_span);
@@ -918,6 +942,31 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
     send_all_pack(h, msg, 2, target_span, out, size);
     rh_groups_send(hs->groups, b, is_others ? link_route(hs, h->link_slot) : RH_GROUPS_NO_EXCEPT);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
+}
+
+/* Whether @h may call @method: running open, or with @role among its token's roles, or (for a
+ * method on @group) "<role>.<group>". Completes @msg with ASP.NET's authorization error when
+ * it may not. */
+static bool is_allowed(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
+                       const char *role, struct rh_span group)
+{
+    if (h->is_open) return true;
+    size_t role_len = strlen(role);
+    const char *at = h->user + h->user_len, *end = at + h->roles_len;
+    while (at < end) {
+        const char *line_end = memchr(at, '\n', (size_t)(end - at));
+        size_t len = (size_t)((line_end ? line_end : end) - at);
+        bool is_role = len == role_len && memcmp(at, role, role_len) == 0;
+        bool is_scoped = group.len && len == role_len + 1 + group.len &&
+                         memcmp(at, role, role_len) == 0 && at[role_len] == '.' &&
+                         memcmp(at + role_len + 1, group.ptr, group.len) == 0;
+        if (is_role || is_scoped) return true;
+        at += len + 1;
+    }
+    char error[128];
+    snprintf(error, sizeof(error), "Failed to invoke '%s' because user is unauthorized", method);
+    complete_error(h, msg, error);
+    return false;
 }
 
 /* The group named by @msg's first argument (@is_only_arg: its only one), in @name; completes
@@ -1469,7 +1518,7 @@ static void transport_request(struct hub_shard *hs, const struct rh_hub_request 
         if (!h) {
             /* The first poll: long polling starts, and the poll is answered at once. */
             hs->negotiated_count--;
-            session_new(hs, slot, TRANSPORT_LP, req->hub, req->user);
+            session_new(hs, slot, TRANSPORT_LP, req->hub, &req->who);
             answer(hs, req->reply_to, 200, RH_FRONT_BINARY, rh_span_make(NULL, 0));
         } else if (h->transport != TRANSPORT_LP) {
             answer_text(hs, req->reply_to, 400, "Cannot change transports mid-connection");
@@ -1536,19 +1585,22 @@ static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b)
                     rh_span_make(b->data + 3, b->len - 3));
 }
 
-/* A transport request as BLOB_REQUEST carries it: u8 op, u64 reply_to, then hub, token and
- * user each as a u16 length and bytes, and the body as a u32 length and bytes (host order). */
+/* A transport request as BLOB_REQUEST carries it: u8 op, u8 is_open, u64 reply_to, then hub,
+ * token, user and roles each as a u16 length and bytes, and the body as a u32 length and bytes
+ * (host order). */
 static struct rh_blob *request_pack(const struct rh_hub_request *req)
 {
-    uint32_t size =
-        1 + 8 + 2 + req->hub.len + 2 + req->token.len + 2 + req->user.len + 4 + req->body.len;
+    uint32_t size = 1 + 1 + 8 + 2 + req->hub.len + 2 + req->token.len + 2 + req->who.user.len + 2 +
+                    req->who.roles.len + 4 + req->body.len;
     struct rh_blob *b = rh_blob_new(BLOB_REQUEST, 1, NULL, size);
     uint8_t *p = b->data;
     *p++ = (uint8_t)req->op;
+    *p++ = req->who.is_open;
     memcpy(p, &req->reply_to, 8);
     p += 8;
-    const struct rh_span *short_fields[] = {&req->hub, &req->token, &req->user};
-    for (int i = 0; i < 3; i++) {
+    const struct rh_span *short_fields[] = {&req->hub, &req->token, &req->who.user,
+                                            &req->who.roles};
+    for (int i = 0; i < 4; i++) {
         uint16_t len16 = (uint16_t)short_fields[i]->len;
         memcpy(p, &len16, 2);
         if (len16) memcpy(p + 2, short_fields[i]->ptr, len16);
@@ -1563,12 +1615,13 @@ static struct rh_blob *request_pack(const struct rh_hub_request *req)
 static bool request_unpack(struct rh_span in, struct rh_hub_request *req)
 {
     const uint8_t *p = in.ptr, *end = in.ptr + in.len;
-    if (end - p < 9) return false;
+    if (end - p < 10) return false;
     req->op = (enum rh_hub_op) * p++;
+    req->who.is_open = *p++ != 0;
     memcpy(&req->reply_to, p, 8);
     p += 8;
-    struct rh_span *short_fields[] = {&req->hub, &req->token, &req->user};
-    for (int i = 0; i < 3; i++) {
+    struct rh_span *short_fields[] = {&req->hub, &req->token, &req->who.user, &req->who.roles};
+    for (int i = 0; i < 4; i++) {
         uint16_t len16;
         if (end - p < 2) return false;
         memcpy(&len16, p, 2);

@@ -54,10 +54,22 @@ enum rh_hub_op {
     RH_HUB_OP_DELETE, /* long polling: the client stops */
 };
 
+/* Who a client is: the user its token names (or, running open, its ?user=), and the roles
+ * its token grants (ringhub.* names, each ended by '\n'). Running open (no access key), a
+ * client may call every built-in method. */
+struct rh_hub_identity {
+    struct rh_span user;  /* at most RH_GROUP_NAME_MAX bytes; empty: none */
+    struct rh_span roles; /* at most RH_HUB_ROLES_MAX bytes */
+    bool is_open;
+};
+
+#define RH_HUB_ROLES_MAX 2048
+
 struct rh_hub_request {
     enum rh_hub_op op;
     uint64_t reply_to; /* the connection waiting for the answer */
-    struct rh_span hub, token, user, body;
+    struct rh_span hub, token, body;
+    struct rh_hub_identity who; /* a first poll starts a session for it */
 };
 
 /* Per-shard state: the hub sessions of the shard. From the handler's shard hooks. */
@@ -88,13 +100,14 @@ void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req);
 
 /* Starts the session of @c on hub @hub (at most RH_HUB_NAME_MAX bytes) over @transport, into
  * *@out. @id is the id= query value (empty when a WebSocket client skipped negotiate); it must
- * name a connection negotiated on this shard and not yet used. @user (at most
- * RH_GROUP_NAME_MAX bytes; empty: none) is the connection's user, which SendToUser reaches.
+ * name a connection negotiated on this shard and not yet used. @who is the client: its user
+ * is what SendToUser reaches, its roles what it may call.
  * Returns 0, or the HTTP status to answer: 404 when @id names no such connection, 409 when it
  * already runs this transport, 400 when it runs another (or SSE without an id), 503 when no
  * slot is left. Owner shard's thread; on success the caller queues the reply head. */
 int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, struct rh_span hub,
-                         struct rh_span id, struct rh_span user, struct rh_hub_session **out);
+                         struct rh_span id, const struct rh_hub_identity *who,
+                         struct rh_hub_session **out);
 /* Bytes the client sent on a WebSocket session's connection (frames). Consumes them all and returns
  * @len, or a negative errno after it has queued the close frames for a protocol violation and
  * closed @c. */
