@@ -65,8 +65,10 @@ bool rh_sse_parse_id(struct rh_span text, uint32_t *epoch, uint64_t *seq)
     uint64_t s = 0;
     for (uint32_t i = 9; i < text.len; i++) {
         uint8_t c = text.ptr[i];
-        if (c < '0' || c > '9' || s > (UINT64_MAX - 9) / 10) return false;
-        s = s * 10 + (uint64_t)(c - '0');
+        if (c < '0' || c > '9') return false;
+        uint64_t digit = (uint64_t)(c - '0');
+        if (s > (UINT64_MAX - digit) / 10) return false;
+        s = s * 10 + digit;
     }
     if (text.len > 10 && text.ptr[9] == '0') return false; /* one spelling per id */
     *epoch = e;
