@@ -61,7 +61,18 @@ struct waiting {
     char roles[RH_HUB_ROLES_MAX];
     char origin[ORIGIN_MAX];
     uint32_t origin_len;
-    struct rh_buf *body; /* POST */
+    struct rh_buf *body;     /* POST */
+    struct api_request *api; /* a backend API request, not a transport one */
+};
+
+/* What a backend API request keeps from its head until it is sent (after its body). */
+struct api_request {
+    struct rh_rest_route route;
+    char excluded[RH_REST_EXCLUDED_MAX][RH_REST_ID_MAX + 1];
+    uint32_t excluded_lens[RH_REST_EXCLUDED_MAX];
+    uint32_t excluded_count;
+    char reason[256];
+    size_t reason_len;
 };
 
 struct front_conn {
@@ -92,8 +103,13 @@ static void start_stream(struct front_conn *f, const struct rh_http_request *req
                          struct rh_span hub);
 static bool query_user(struct front_conn *f, const struct rh_http_request *req, char *user,
                        size_t *user_len);
-static bool authorize(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+static bool authorize(struct front_conn *f, const struct rh_http_request *req, const char *resource,
                       struct rh_jwt *jwt);
+static bool authorize_hub(struct front_conn *f, const struct rh_http_request *req,
+                          struct rh_span hub, struct rh_jwt *jwt);
+static void route_api(struct front_conn *f, const struct rh_http_request *req);
+static void send_api(struct front_conn *f);
+static void reply_api_error(struct front_conn *f, int status, const char *message);
 static bool identify(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
                      char user[RH_GROUP_NAME_MAX], char roles[RH_HUB_ROLES_MAX],
                      struct rh_hub_identity *who);
@@ -276,6 +292,10 @@ static void route(struct front_conn *f, const struct rh_http_request *req)
         route_hub(f, req, rest);
         return;
     }
+    if (rh_rest_is_api_path(req->path)) {
+        route_api(f, req);
+        return;
+    }
     if (is_events_path(req->path)) {
         route_events(f, req);
         return;
@@ -428,12 +448,23 @@ static bool query_user(struct front_conn *f, const struct rh_http_request *req, 
     return true;
 }
 
-/* Checks the client's token for hub @hub when ringhub has an access key: from the Authorization
- * header (Bearer) or the access_token query parameter (browsers cannot set headers on
- * WebSockets and EventSource), HS256, unexpired, for the audience of the hub's URL on this
- * host (with or without its port, http or https: TLS may end at a proxy). Returns true with
- * @jwt filled, or without a key with @jwt zeroed; false after answering 401. */
-static bool authorize(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
+/* A client's token for hub @hub: its audience is the hub's URL. */
+static bool authorize_hub(struct front_conn *f, const struct rh_http_request *req,
+                          struct rh_span hub, struct rh_jwt *jwt)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    char resource[RH_HUB_NAME_MAX + 300];
+    snprintf(resource, sizeof(resource), "%s%.*s", cfg->hub_prefix, (int)hub.len,
+             (const char *)hub.ptr);
+    return authorize(f, req, resource, jwt);
+}
+
+/* Checks the request's token when ringhub has an access key: from the Authorization header
+ * (Bearer) or the access_token query parameter (browsers cannot set headers on WebSockets and
+ * EventSource), HS256, unexpired, for the audience {http,https}://{host[:port]}{resource} on
+ * this host (with or without its port, http or https: TLS may end at a proxy). Returns true
+ * with @jwt filled, or without a key with @jwt zeroed; false after answering 401. */
+static bool authorize(struct front_conn *f, const struct rh_http_request *req, const char *resource,
                       struct rh_jwt *jwt)
 {
     const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
@@ -452,7 +483,6 @@ static bool authorize(struct front_conn *f, const struct rh_http_request *req, s
     }
     int err = -EACCES;
     if (token_len) {
-        /* The audiences: {http,https}://{host[:port]}{prefix}{hub}. */
         const struct rh_span *host = rh_http_header(req, "Host");
         char auds[4][RH_HUB_NAME_MAX + 600];
         const char *aud_list[4];
@@ -462,10 +492,9 @@ static bool authorize(struct front_conn *f, const struct rh_http_request *req, s
             int bare_len = colon && host->ptr[0] != '[' ? (int)(colon - host->ptr) : (int)host->len;
             for (int scheme = 0; scheme < 2; scheme++)
                 for (int port = 0; port < 2; port++) {
-                    snprintf(auds[aud_count], sizeof(auds[0]), "%s://%.*s%s%.*s",
+                    snprintf(auds[aud_count], sizeof(auds[0]), "%s://%.*s%s",
                              scheme ? "https" : "http", port ? (int)host->len : bare_len,
-                             (const char *)host->ptr, cfg->hub_prefix, (int)hub.len,
-                             (const char *)hub.ptr);
+                             (const char *)host->ptr, resource);
                     aud_list[aud_count] = auds[aud_count];
                     aud_count++;
                 }
@@ -493,7 +522,7 @@ static bool identify(struct front_conn *f, const struct rh_http_request *req, st
                      struct rh_hub_identity *who)
 {
     struct rh_jwt jwt;
-    if (!authorize(f, req, hub, &jwt)) return false;
+    if (!authorize_hub(f, req, hub, &jwt)) return false;
     memset(who, 0, sizeof(*who));
     if (!rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->access_key) {
         size_t user_len = 0;
@@ -606,6 +635,10 @@ static void send_request(struct front_conn *f)
 {
     struct waiting *w = f->waiting;
     if (w->body) w->req.body = rh_span_make(w->body->data, w->body->len);
+    if (w->api) {
+        send_api(f);
+        return;
+    }
     f->state = FRONT_WAITING;
     struct rh_shard *s = rh_conn_shard(f->conn);
     const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(s));
@@ -627,8 +660,10 @@ void rh_front_answer(struct rh_shard *s, uint64_t conn_id, int status, enum rh_f
     struct waiting *w = f->waiting;
     bool keep_alive = w->keep_alive;
     f->origin = rh_span_make(w->origin, w->origin_len);
-    reply_bytes(f, status, kind == RH_FRONT_BINARY ? "application/octet-stream" : "text/plain",
-                body.ptr, body.len, no_store, 2);
+    static const char *const types[] = {[RH_FRONT_TEXT] = "text/plain",
+                                        [RH_FRONT_BINARY] = "application/octet-stream",
+                                        [RH_FRONT_JSON] = "application/json"};
+    reply_bytes(f, status, types[kind], body.ptr, body.len, no_store, 2);
     f->origin = rh_span_make(NULL, 0);
     waiting_free(f);
     f->state = FRONT_HEAD;
@@ -640,8 +675,121 @@ static void waiting_free(struct front_conn *f)
 {
     if (!f->waiting) return;
     if (f->waiting->body) rh_buf_unref(f->waiting->body);
+    rh_free(f->waiting->api);
     rh_free(f->waiting);
     f->waiting = NULL;
+}
+
+/* The backend API (transports/rest.h): routed, authorized with a token for the request's URL,
+ * its body read for sends, then carried out by the hub (perhaps on other shards); this
+ * connection waits for the answer. */
+static void route_api(struct front_conn *f, const struct rh_http_request *req)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    struct api_request *api = rh_calloc(1, sizeof(*api));
+    const char *reason = NULL;
+    int status = rh_rest_route(req->method, req->path, req->query, &api->route, &reason);
+    if (!status && !hub_is_served(cfg, rh_span_make(api->route.hub, api->route.hub_len)) &&
+        api->route.op != RH_REST_HEALTH) {
+        status = 404;
+        reason = "no such hub";
+    }
+    int excluded = rh_rest_excluded(req->query, api->excluded, api->excluded_lens);
+    if (!status && excluded < 0) {
+        status = 400;
+        reason = "excluded= takes at most 64 connection ids";
+    }
+    if (status) {
+        rh_free(api);
+        reply_api_error(f, status, reason);
+        return;
+    }
+    api->excluded_count = (uint32_t)excluded;
+    /* The audience is the request's URL: without the query on v1, with the api-version on
+     * 2022-06-01, as the Azure SDKs sign it. */
+    char resource[4200];
+    uint32_t path_len = req->path.len;
+    if (path_len > 1 && req->path.ptr[path_len - 1] == '/') path_len--;
+    snprintf(resource, sizeof(resource), "%.*s%s", (int)path_len, (const char *)req->path.ptr,
+             api->route.is_v1 ? "" : "?api-version=2022-06-01");
+    struct rh_jwt jwt;
+    if (api->route.op != RH_REST_HEALTH && !authorize(f, req, resource, &jwt)) {
+        rh_free(api);
+        return;
+    }
+    if (!rh_http_query_get(req->query, "reason", api->reason, sizeof(api->reason),
+                           &api->reason_len))
+        api->reason_len = 0;
+    struct waiting *w = rh_calloc(1, sizeof(*w));
+    w->api = api;
+    w->keep_alive = req->keep_alive;
+    if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
+    w->origin_len = f->origin.len;
+    f->waiting = w;
+    bool is_send = api->route.op == RH_REST_SEND_ALL || api->route.op == RH_REST_SEND_USER ||
+                   api->route.op == RH_REST_SEND_GROUP || api->route.op == RH_REST_SEND_CONNECTION;
+    if (is_send && (req->content_length || req->chunked)) {
+        w->body = rh_buf_new(req->chunked ? 1024 : (uint32_t)req->content_length);
+        f->state = req->chunked ? FRONT_BODY_CHUNKED : FRONT_BODY_LENGTH;
+        f->body_left = req->content_length;
+        return;
+    }
+    f->state = FRONT_HEAD;
+    send_request(f);
+}
+
+/* Sends the API request f->waiting holds to the hub, or answers it at once. */
+static void send_api(struct front_conn *f)
+{
+    struct waiting *w = f->waiting;
+    struct api_request *api = w->api;
+    struct rh_hub_api_request req = {
+        .route = &api->route,
+        .reply_to = rh_conn_id(f->conn),
+        .reason = rh_span_make(api->reason, (uint32_t)api->reason_len),
+        .excluded_count = api->excluded_count,
+    };
+    for (uint32_t i = 0; i < api->excluded_count; i++)
+        req.excluded[i] = rh_span_make(api->excluded[i], api->excluded_lens[i]);
+    bool is_send = api->route.op == RH_REST_SEND_ALL || api->route.op == RH_REST_SEND_USER ||
+                   api->route.op == RH_REST_SEND_GROUP || api->route.op == RH_REST_SEND_CONNECTION;
+    char target[RH_REST_HUB_MAX + 1];
+    uint32_t target_len;
+    struct rh_shard *s = rh_conn_shard(f->conn);
+    f->state = FRONT_WAITING;
+    const char *reason = NULL;
+    if (is_send && rh_rest_parse_payload(w->body ? rh_span_make(w->body->data, w->body->len)
+                                                 : rh_span_make(NULL, 0),
+                                         target, &target_len, req.args, &req.arg_count, &reason)) {
+        char message[200];
+        snprintf(message, sizeof(message), "{\"code\":\"Error.BadRequest\",\"message\":\"%s\"}",
+                 reason);
+        rh_front_answer(s, rh_conn_id(f->conn), 400, RH_FRONT_JSON,
+                        rh_span_make(message, (uint32_t)strlen(message)));
+        return;
+    }
+    req.target = rh_span_make(target, target_len);
+    int status = rh_hub_api(s, &req);
+    if (!status) { /* the answer comes later */
+        const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(s));
+        rh_timer_schedule(rh_shard_wheel(s), &f->idle,
+                          rh_clock_now_ms() + cfg->poll_timeout_ms + ANSWER_GRACE_MS);
+        return;
+    }
+    rh_front_answer(s, rh_conn_id(f->conn), status, RH_FRONT_TEXT, rh_span_make(NULL, 0));
+}
+
+/* An API error: JSON with a code and a message, as the service answers. */
+static void reply_api_error(struct front_conn *f, int status, const char *message)
+{
+    char body[300];
+    const char *code = status == 404   ? "Error.NotFound"
+                       : status == 405 ? "Error.MethodNotAllowed"
+                       : status == 501 ? "Error.NotImplemented"
+                                       : "Error.BadRequest";
+    snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", code,
+             message ? message : "bad request");
+    reply(f, status, "application/json", body, NULL, 0);
 }
 
 /* GET /api/events/{user}[?hub=]: the plain EventSource stream of a user, served on the shard
@@ -670,7 +818,7 @@ static void route_events(struct front_conn *f, const struct rh_http_request *req
         return;
     }
     struct rh_jwt jwt;
-    if (!authorize(f, req, hub_span, &jwt)) return;
+    if (!authorize_hub(f, req, hub_span, &jwt)) return;
     if (rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->access_key &&
         (jwt.user_len != user_span.len || memcmp(jwt.user, user_span.ptr, user_span.len) != 0)) {
         reply(f, 403, "text/plain", "forbidden: the token is for another user", NULL, 0);
@@ -906,7 +1054,7 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req, s
         return;
     }
     struct rh_jwt jwt;
-    if (!authorize(f, req, hub, &jwt)) return;
+    if (!authorize_hub(f, req, hub, &jwt)) return;
     char text[16];
     size_t text_len;
     long version = 0;

@@ -24,6 +24,7 @@
 enum rh_front_body {
     RH_FRONT_TEXT,   /* text/plain */
     RH_FRONT_BINARY, /* application/octet-stream: hub bytes of a poll */
+    RH_FRONT_JSON,   /* application/json: the backend API's errors */
 };
 
 /* The connection handler of the ringhub server. */

@@ -145,6 +145,31 @@ bool rh_groups_leave(struct rh_groups *g, const struct rh_group_key *key,
     return false;
 }
 
+uint32_t rh_groups_leave_kind(struct rh_groups *g, struct rh_list *memberships,
+                              enum rh_group_kind kind)
+{
+    uint32_t count = 0;
+    struct rh_list *node = memberships->next;
+    while (node != memberships) {
+        struct rh_membership *m = rh_list_entry(node, struct rh_membership, in_member);
+        node = node->next; /* ending it unlinks it */
+        if (m->group->key[0] != (uint8_t)kind) continue;
+        membership_end(g, m);
+        count++;
+    }
+    return count;
+}
+
+bool rh_groups_has_members(struct rh_groups *g, const struct rh_group_key *key)
+{
+    struct key_bytes k;
+    key_encode(key, &k);
+    uint64_t hash = rh_hash(k.bytes, k.len);
+    RH_ASSERT(owner_of(g, hash) == rh_shard_idx(g->shard));
+    struct rh_group *grp = group_find(g, k.bytes, k.len, hash);
+    return grp && grp->member_shards;
+}
+
 void rh_groups_leave_all(struct rh_groups *g, struct rh_list *memberships)
 {
     while (!rh_list_is_empty(memberships))

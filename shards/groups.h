@@ -85,6 +85,12 @@ uint32_t rh_groups_owner(const struct rh_groups *g, const struct rh_group_key *k
 /* Ends @memberships' membership of @key, if it had one. Returns true if it had. */
 bool rh_groups_leave(struct rh_groups *g, const struct rh_group_key *key,
                      struct rh_list *memberships);
+/* Ends the memberships on @memberships of groups of @kind; returns how many. */
+uint32_t rh_groups_leave_kind(struct rh_groups *g, struct rh_list *memberships,
+                              enum rh_group_kind kind);
+/* On the owner of @key (rh_groups_owner): whether any shard has members of it. A join is
+ * counted once the owner has taken it in, a leave once the member's shard has said so. */
+bool rh_groups_has_members(struct rh_groups *g, const struct rh_group_key *key);
 /* Ends every membership on @memberships (the member is going away). */
 void rh_groups_leave_all(struct rh_groups *g, struct rh_list *memberships);
 /* A message for the members of @key: a new blob with @msg_len bytes at *@msg for the caller

@@ -40,6 +40,8 @@
 #define BLOB_SEND_TO_CONN    2
 #define BLOB_REQUEST         3 /* a transport request, to the shard of its connection */
 #define BLOB_ANSWER          4 /* its answer, back to the shard of the waiting connection */
+#define BLOB_API_CONN        5 /* an API request about a connection, to its shard */
+#define BLOB_API_QUERY       6 /* an API question about a group or user, to its owner */
 #define SWEEP_MS             1000
 #define ROUTE_BYTES          8 /* node | shard | slot | generation, as in connection ids */
 #define SECRET_BYTES         16
@@ -51,7 +53,8 @@
 #define GROUPS_PER_CONN_MAX  1024 /* memberships of one connection, its user's included */
 #define NOTE_HANDSHAKE       0    /* a join's note: the user's join, then the handshake reply */
 #define NOTE_COMPLETE        1    /* a join's note: JoinGroup's completion; invocation id follows */
-#define INVOCATION_ID_MAX    200  /* bytes of a JoinGroup invocation id carried in its note */
+#define NOTE_API             2   /* a join's note: an API request to answer; u64 reply_to follows */
+#define INVOCATION_ID_MAX    200 /* bytes of a JoinGroup invocation id carried in its note */
 
 enum link_state {
     LINK_FREE,
@@ -141,6 +144,8 @@ struct send_all {
     struct rh_span hub, target;
     uint32_t arg_count;
     struct rh_span args[RH_HUB_ARGS_MAX];
+    uint32_t excluded_count; /* connections it is not for (the HTTP API's excluded=) */
+    const uint8_t *excluded; /* excluded_count u64 routes, host order, unaligned */
 };
 
 /* Handshake, then (for a connection with a user) the wait for the user's join to take
@@ -221,10 +226,11 @@ static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
 static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
 static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
 static void sweep_fired(struct rh_timer *t);
-static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                              uint32_t first_arg, struct rh_span target);
-static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                          uint32_t first_arg, struct rh_span target, uint8_t *out, uint32_t size);
+static struct send_all send_all_of(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                   uint32_t first_arg, struct rh_span target);
+static uint32_t send_all_size(const struct send_all *m);
+static void send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size);
+static bool is_excluded(const struct send_all *m, uint64_t route);
 static bool send_all_unpack(struct rh_span in, struct send_all *out);
 static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, enum framing fr);
 static struct rh_buf *invocation_bytes(const struct send_all *m, enum rh_hub_codec codec);
@@ -258,9 +264,17 @@ static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_
                    struct rh_span body);
 static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, const char *text);
 static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b);
+static void answer_json(struct hub_shard *hs, uint64_t reply_to, int status, const char *json);
 static struct rh_blob *request_pack(const struct rh_hub_request *req);
 static bool request_unpack(struct rh_span in, struct rh_hub_request *req);
 static void lp_poll(struct rh_hub_session *h, uint64_t reply_to);
+static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req);
+static bool connection_route(const struct rh_shard *s, const char *id, uint32_t len,
+                             uint64_t *route, uint8_t tail[PUBLIC_BYTES]);
+static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route,
+                                            const uint8_t tail[PUBLIC_BYTES]);
+static void api_conn_received(struct hub_shard *hs, struct rh_blob *b);
+static void api_query_received(struct hub_shard *hs, struct rh_blob *b);
 static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes);
 static void lp_answer(struct rh_hub_session *h);
 static void lp_tick(struct rh_hub_session *h);
@@ -346,6 +360,14 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
     }
     if (b->kind == BLOB_ANSWER) {
         answer_blob_received(hs, b);
+        return;
+    }
+    if (b->kind == BLOB_API_CONN) {
+        api_conn_received(hs, b);
+        return;
+    }
+    if (b->kind == BLOB_API_QUERY) {
+        api_query_received(hs, b);
         return;
     }
     struct fanout f = {0};
@@ -506,6 +528,70 @@ void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req)
         return;
     }
     rh_shard_post(s, (uint32_t)owner, request_pack(req));
+}
+
+int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    const struct rh_rest_route *r = req->route;
+    struct rh_span hub = rh_span_make(r->hub, r->hub_len);
+    switch (r->op) {
+    case RH_REST_HEALTH:
+        return 200;
+    case RH_REST_SEND_ALL:
+    case RH_REST_SEND_USER:
+    case RH_REST_SEND_GROUP:
+    case RH_REST_SEND_CONNECTION:
+        return api_send(hs, req);
+    case RH_REST_GROUP_EXISTS:
+    case RH_REST_USER_EXISTS: {
+        /* Asked of the owner, which knows which shards have members. */
+        struct rh_group_key key = {r->op == RH_REST_USER_EXISTS ? RH_GROUP_USER : RH_GROUP_NAMED,
+                                   hub, rh_span_make(r->name, r->name_len)};
+        uint32_t size = 8 + 1 + 2 + hub.len + 2 + r->name_len;
+        struct rh_blob *b = rh_blob_new(BLOB_API_QUERY, 1, NULL, size);
+        uint8_t *p = b->data;
+        uint16_t len16;
+        memcpy(p, &req->reply_to, 8);
+        p[8] = (uint8_t)key.kind;
+        p += 9;
+        len16 = (uint16_t)hub.len;
+        memcpy(p, &len16, 2);
+        memcpy(p + 2, hub.ptr, hub.len);
+        p += 2 + hub.len;
+        len16 = (uint16_t)r->name_len;
+        memcpy(p, &len16, 2);
+        memcpy(p + 2, r->name, r->name_len);
+        rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
+        return 0;
+    }
+    default: {
+        /* About one connection: asked of its shard. */
+        uint64_t route;
+        uint8_t tail[PUBLIC_BYTES];
+        if (!connection_route(s, r->conn, r->conn_len, &route, tail))
+            return r->op == RH_REST_CLOSE_CONNECTION ? (r->is_v1 ? 202 : 200) : 404;
+        uint32_t size =
+            1 + 1 + 8 + 8 + PUBLIC_BYTES + 2 + hub.len + 2 + r->name_len + 2 + req->reason.len;
+        struct rh_blob *b = rh_blob_new(BLOB_API_CONN, 1, NULL, size);
+        uint8_t *p = b->data;
+        *p++ = (uint8_t)r->op;
+        *p++ = r->is_v1;
+        memcpy(p, &req->reply_to, 8);
+        memcpy(p + 8, &route, 8);
+        memcpy(p + 16, tail, PUBLIC_BYTES);
+        p += 16 + PUBLIC_BYTES;
+        const struct rh_span fields[] = {hub, rh_span_make(r->name, r->name_len), req->reason};
+        for (int i = 0; i < 3; i++) {
+            uint16_t len16 = (uint16_t)fields[i].len;
+            memcpy(p, &len16, 2);
+            if (len16) memcpy(p + 2, fields[i].ptr, len16);
+            p += 2 + len16;
+        }
+        rh_shard_post(s, rh_conn_id_shard(route), b);
+        return 0;
+    }
+    }
 }
 
 uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user)
@@ -815,9 +901,10 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
     }
     if (!is_allowed(h, msg, "SendToAll", "ringhub.sendToAll", rh_span_make(NULL, 0))) return;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-    uint32_t size = send_all_size(h, msg, 1, target_span);
+    struct send_all m = send_all_of(h, msg, 1, target_span);
+    uint32_t size = send_all_size(&m);
     struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(s), NULL, size);
-    send_all_pack(h, msg, 1, target_span, b->data, size);
+    send_all_pack(&m, b->data, size);
     rh_shard_post_all(s, b);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
@@ -838,27 +925,31 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
     }
     if (!is_allowed(h, msg, "SendToConnection", "ringhub.sendToConnection", rh_span_make(NULL, 0)))
         return;
-    uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
-    int shard = id_len == ID_TEXT_LEN ? rh_hub_id_shard(s, id, (size_t)id_len) : -1;
-    if (shard >= 0 && rh_b64url_decode(id, (size_t)id_len, raw, sizeof(raw)) == sizeof(raw)) {
+    uint64_t route;
+    uint8_t tail[PUBLIC_BYTES];
+    if (id_len > 0 && connection_route(s, id, (uint32_t)id_len, &route, tail)) {
         struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-        uint32_t size = send_all_size(h, msg, 2, target_span);
-        struct rh_blob *b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, size);
-        send_all_pack(h, msg, 2, target_span, b->data, size);
-        b->arg = route_get(raw);
-        rh_shard_post(s, (uint32_t)shard, b);
+        struct send_all m = send_all_of(h, msg, 2, target_span);
+        uint32_t size = send_all_size(&m);
+        struct rh_blob *b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, PUBLIC_BYTES + size);
+        memcpy(b->data, tail, PUBLIC_BYTES);
+        send_all_pack(&m, b->data + PUBLIC_BYTES, size);
+        b->arg = route;
+        rh_shard_post(s, rh_conn_id_shard(route), b);
     }
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
 
+/* BLOB_SEND_TO_CONN: the connectionId's random tail, then the invocation; b->arg is the
+ * route. */
 static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
 {
     struct send_all m;
-    uint32_t slot = rh_conn_id_slot(b->arg);
-    if (!send_all_unpack(rh_span_make(b->data, b->len), &m) || slot >= hs->link_count) return;
-    struct hub_link *l = &hs->links[slot];
-    if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(b->arg)) return; /* gone */
-    struct rh_hub_session *h = l->session;
+    if (b->len < PUBLIC_BYTES ||
+        !send_all_unpack(rh_span_make(b->data + PUBLIC_BYTES, b->len - PUBLIC_BYTES), &m))
+        return;
+    struct rh_hub_session *h = session_by_id(hs, b->arg, b->data);
+    if (!h) return; /* gone, or never was */
     /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
     if (h->hub != hub_name_find(hs, m.hub)) return;
     struct fanout f = {.m = m};
@@ -936,10 +1027,11 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
         return;
     key.kind = kind;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
-    uint32_t size = send_all_size(h, msg, 2, target_span);
+    struct send_all m = send_all_of(h, msg, 2, target_span);
+    uint32_t size = send_all_size(&m);
     uint8_t *out;
     struct rh_blob *b = rh_groups_message_new(&key, size, &out);
-    send_all_pack(h, msg, 2, target_span, out, size);
+    send_all_pack(&m, out, size);
     rh_groups_send(hs->groups, b, is_others ? link_route(hs, h->link_slot) : RH_GROUPS_NO_EXCEPT);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
@@ -1008,6 +1100,12 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
 {
     struct hub_shard *hs = ctx;
     uint32_t slot = rh_conn_id_slot(route);
+    if (note.len == 1 + 8 && note.ptr[0] == NOTE_API) {
+        uint64_t reply_to;
+        memcpy(&reply_to, note.ptr + 1, 8);
+        answer_text(hs, reply_to, 200, "");
+        return;
+    }
     if (slot >= hs->link_count || !note.len) return;
     struct hub_link *l = &hs->links[slot];
     if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(route)) return; /* gone */
@@ -1045,6 +1143,7 @@ static void fanout_to(struct fanout *f, struct rh_hub_session *h)
         [TRANSPORT_EVENTS] = FRAMING_EVENT,
     };
     if (h->is_ending || h->state != SESSION_READY) return;
+    if (f->m.excluded_count && is_excluded(&f->m, session_route(h))) return;
     struct rh_buf *frame = fanout_frame(f, h->codec, (enum framing)framing_of[h->transport]);
     if (!frame) return;
     if (!f->now_ms) f->now_ms = rh_clock_now_ms();
@@ -1146,41 +1245,62 @@ static void sweep_fired(struct rh_timer *t)
     if (hs->negotiated_count) rh_timer_schedule(rh_shard_wheel(hs->shard), t, now_ms + SWEEP_MS);
 }
 
-/* An invocation to send, as blobs carry it: u8 codec, u16 hub length, hub, u16 target length,
- * target, u8 argument count, then per argument a u32 length and its encoded bytes. Lengths
- * are host order: blobs never leave the process. Arguments from index @first_arg on are the
- * values sent (those before name the recipient and the target). */
-static uint32_t send_all_size(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                              uint32_t first_arg, struct rh_span target)
+/* The invocation a hub method of @h sends: its arguments from index @first_arg on are the
+ * values (those before name the recipient and the target). */
+static struct send_all send_all_of(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
+                                   uint32_t first_arg, struct rh_span target)
 {
-    uint32_t size = 1 + 2 + h->hub->len + 2 + target.len + 1;
-    for (uint32_t i = first_arg; i < msg->arg_count; i++)
-        size += 4 + msg->args[i].len;
+    struct send_all m = {.codec = h->codec, .hub = hub_span(h), .target = target};
+    m.arg_count = msg->arg_count - first_arg;
+    memcpy(m.args, msg->args + first_arg, m.arg_count * sizeof(m.args[0]));
+    return m;
+}
+
+/* An invocation to send, as blobs carry it: u8 codec, u16 hub length, hub, u16 target length,
+ * target, u8 argument count, then per argument a u32 length and its encoded bytes, then u8
+ * excluded count and that many u64 routes. Host order: blobs never leave the process. */
+static uint32_t send_all_size(const struct send_all *m)
+{
+    uint32_t size = 1 + 2 + m->hub.len + 2 + m->target.len + 1 + 1 + 8 * m->excluded_count;
+    for (uint32_t i = 0; i < m->arg_count; i++)
+        size += 4 + m->args[i].len;
     return size;
 }
 
 /* Writes the @size bytes (from send_all_size) at @out. */
-static void send_all_pack(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
-                          uint32_t first_arg, struct rh_span target, uint8_t *out, uint32_t size)
+static void send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size)
 {
     uint8_t *p = out;
     uint16_t len16;
-    *p++ = (uint8_t)h->codec;
-    len16 = (uint16_t)h->hub->len;
+    *p++ = (uint8_t)m->codec;
+    len16 = (uint16_t)m->hub.len;
     memcpy(p, &len16, 2);
-    memcpy(p + 2, h->hub->text, h->hub->len);
-    p += 2 + h->hub->len;
-    len16 = (uint16_t)target.len;
+    memcpy(p + 2, m->hub.ptr, m->hub.len);
+    p += 2 + m->hub.len;
+    len16 = (uint16_t)m->target.len;
     memcpy(p, &len16, 2);
-    memcpy(p + 2, target.ptr, target.len);
-    p += 2 + target.len;
-    *p++ = (uint8_t)(msg->arg_count - first_arg);
-    for (uint32_t i = first_arg; i < msg->arg_count; i++) {
-        memcpy(p, &msg->args[i].len, 4);
-        memcpy(p + 4, msg->args[i].ptr, msg->args[i].len);
-        p += 4 + msg->args[i].len;
+    memcpy(p + 2, m->target.ptr, m->target.len);
+    p += 2 + m->target.len;
+    *p++ = (uint8_t)m->arg_count;
+    for (uint32_t i = 0; i < m->arg_count; i++) {
+        memcpy(p, &m->args[i].len, 4);
+        if (m->args[i].len) memcpy(p + 4, m->args[i].ptr, m->args[i].len);
+        p += 4 + m->args[i].len;
     }
+    *p++ = (uint8_t)m->excluded_count;
+    if (m->excluded_count) memcpy(p, m->excluded, 8 * m->excluded_count);
+    p += 8 * m->excluded_count;
     RH_ASSERT(p == out + size);
+}
+
+static bool is_excluded(const struct send_all *m, uint64_t route)
+{
+    for (uint32_t i = 0; i < m->excluded_count; i++) {
+        uint64_t excluded;
+        memcpy(&excluded, m->excluded + 8 * i, 8);
+        if (excluded == route) return true;
+    }
+    return false;
 }
 
 static bool send_all_unpack(struct rh_span in, struct send_all *out)
@@ -1208,7 +1328,11 @@ static bool send_all_unpack(struct rh_span in, struct send_all *out)
         out->args[i] = rh_span_make(p + 4, len);
         p += 4 + len;
     }
-    return p == end;
+    if (end - p < 1) return false;
+    out->excluded_count = *p++;
+    if ((size_t)(end - p) != 8 * out->excluded_count) return false;
+    out->excluded = p;
+    return true;
 }
 
 /* The hub message Invocation(target, args) in @codec, or NULL when the values cannot be
@@ -1576,6 +1700,11 @@ static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, con
     answer(hs, reply_to, status, RH_FRONT_TEXT, rh_span_make(text, (uint32_t)strlen(text)));
 }
 
+static void answer_json(struct hub_shard *hs, uint64_t reply_to, int status, const char *json)
+{
+    answer(hs, reply_to, status, RH_FRONT_JSON, rh_span_make(json, (uint32_t)strlen(json)));
+}
+
 static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b)
 {
     uint16_t status;
@@ -1744,6 +1873,173 @@ static void feed_tick(struct rh_hub_session *h)
         rh_events_heartbeat(h->events, now_ms);
     }
     tick_schedule(h);
+}
+
+/* A send of the HTTP API, from this shard: JSON values, as the body carried them. */
+static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
+{
+    const struct rh_rest_route *r = req->route;
+    uint8_t excluded[8 * RH_REST_EXCLUDED_MAX];
+    struct send_all m = {.codec = RH_HUB_JSON,
+                         .hub = rh_span_make(r->hub, r->hub_len),
+                         .target = req->target,
+                         .arg_count = req->arg_count,
+                         .excluded = excluded};
+    memcpy(m.args, req->args, req->arg_count * sizeof(m.args[0]));
+    for (uint32_t i = 0; i < req->excluded_count; i++) {
+        uint64_t route;
+        uint8_t tail[PUBLIC_BYTES];
+        if (!connection_route(hs->shard, (const char *)req->excluded[i].ptr, req->excluded[i].len,
+                              &route, tail))
+            continue; /* not one of ours: nobody to leave out */
+        memcpy(excluded + 8 * m.excluded_count++, &route, 8);
+    }
+    uint32_t size = send_all_size(&m);
+    struct rh_blob *b;
+    if (r->op == RH_REST_SEND_ALL) {
+        b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(hs->shard), NULL, size);
+        send_all_pack(&m, b->data, size);
+        rh_shard_post_all(hs->shard, b);
+    } else if (r->op == RH_REST_SEND_CONNECTION) {
+        uint64_t route;
+        uint8_t tail[PUBLIC_BYTES];
+        if (connection_route(hs->shard, r->conn, r->conn_len, &route, tail)) {
+            b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, PUBLIC_BYTES + size);
+            memcpy(b->data, tail, PUBLIC_BYTES);
+            send_all_pack(&m, b->data + PUBLIC_BYTES, size);
+            b->arg = route;
+            rh_shard_post(hs->shard, rh_conn_id_shard(route), b);
+        }
+    } else {
+        struct rh_group_key key = {r->op == RH_REST_SEND_USER ? RH_GROUP_USER : RH_GROUP_NAMED,
+                                   m.hub, rh_span_make(r->name, r->name_len)};
+        uint8_t *out;
+        b = rh_groups_message_new(&key, size, &out);
+        send_all_pack(&m, out, size);
+        rh_groups_send(hs->groups, b, RH_GROUPS_NO_EXCEPT);
+    }
+    return 202; /* sent, whoever receives it: as the service answers */
+}
+
+/* The route and random tail of connectionId @id when it names a connection of this node. */
+static bool connection_route(const struct rh_shard *s, const char *id, uint32_t len,
+                             uint64_t *route, uint8_t tail[PUBLIC_BYTES])
+{
+    uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
+    if (len != ID_TEXT_LEN || rh_hub_id_shard(s, id, len) < 0 ||
+        rh_b64url_decode(id, len, raw, sizeof(raw)) != sizeof(raw))
+        return false;
+    *route = route_get(raw);
+    memcpy(tail, raw + ROUTE_BYTES, PUBLIC_BYTES);
+    return true;
+}
+
+/* The session of this shard whose connectionId is @route with @tail, or NULL: the tail makes
+ * an id that was never given out (all zeros, say) name nobody. */
+static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route,
+                                            const uint8_t tail[PUBLIC_BYTES])
+{
+    uint32_t slot = rh_conn_id_slot(route);
+    if (slot >= hs->link_count) return NULL;
+    struct hub_link *l = &hs->links[slot];
+    if (l->state != LINK_ATTACHED || l->gen != rh_conn_id_gen(route) ||
+        CRYPTO_memcmp(l->public_tail, tail, PUBLIC_BYTES) != 0)
+        return NULL;
+    /* A feed has no connectionId to give out (its tail is zeros): nobody addresses it. */
+    return l->session->transport == TRANSPORT_EVENTS ? NULL : l->session;
+}
+
+/* An API request about one of this shard's connections. */
+static void api_conn_received(struct hub_shard *hs, struct rh_blob *b)
+{
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    if (end - p < 18 + PUBLIC_BYTES) return;
+    enum rh_rest_op op = (enum rh_rest_op)p[0];
+    bool is_v1 = p[1] != 0;
+    uint64_t reply_to, route;
+    memcpy(&reply_to, p + 2, 8);
+    memcpy(&route, p + 10, 8);
+    const uint8_t *tail = p + 18;
+    p += 18 + PUBLIC_BYTES;
+    struct rh_span fields[3];
+    for (int i = 0; i < 3; i++) {
+        uint16_t len16;
+        if (end - p < 2) return;
+        memcpy(&len16, p, 2);
+        if (end - p - 2 < len16) return;
+        fields[i] = rh_span_make(p + 2, len16);
+        p += 2 + len16;
+    }
+    struct rh_span hub = fields[0], group = fields[1], reason = fields[2];
+    struct rh_hub_session *h = session_by_id(hs, route, tail);
+    if (h && (h->transport == TRANSPORT_EVENTS || h->is_ending || h->state != SESSION_READY ||
+              h->hub != hub_name_find(hs, hub)))
+        h = NULL;
+    struct rh_group_key key = {RH_GROUP_NAMED, hub, group};
+    switch (op) {
+    case RH_REST_CONNECTION_EXISTS:
+        answer_text(hs, reply_to, h ? 200 : 404, "");
+        return;
+    case RH_REST_CLOSE_CONNECTION:
+        answer_text(hs, reply_to, is_v1 ? 202 : 200, "");
+        if (!h) return;
+        char error[300];
+        snprintf(error, sizeof(error), "%.*s", (int)reason.len, (const char *)reason.ptr);
+        end_session(h, reason.len ? error : "Connection closed by the server.", false);
+        session_finish(h); /* may free @h */
+        return;
+    case RH_REST_GROUP_ADD_CONNECTION: {
+        if (!h) {
+            answer_json(hs, reply_to, 404,
+                        "{\"code\":\"Error.Connection.NotExisted\","
+                        "\"message\":\"no such connection\"}");
+            return;
+        }
+        if (h->group_count >= GROUPS_PER_CONN_MAX) {
+            answer_json(hs, reply_to, 400,
+                        "{\"code\":\"Error.Group.TooMany\",\"message\":"
+                        "\"a connection can be in at most 1024 groups\"}");
+            return;
+        }
+        uint8_t note[1 + 8] = {NOTE_API};
+        memcpy(note + 1, &reply_to, 8);
+        /* Answered when the owner has taken the join in (groups_joined). */
+        if (rh_groups_join(hs->groups, &key, h, route, &h->groups, rh_span_make(note, 9)))
+            h->group_count++;
+        return;
+    }
+    case RH_REST_GROUP_REMOVE_CONNECTION:
+        if (h && rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
+        answer_text(hs, reply_to, h ? 200 : 404, "");
+        return;
+    case RH_REST_CONNECTION_LEAVE_ALL:
+        if (h) h->group_count -= rh_groups_leave_kind(hs->groups, &h->groups, RH_GROUP_NAMED);
+        answer_text(hs, reply_to, h ? 200 : 404, "");
+        return;
+    default:
+        return;
+    }
+}
+
+/* An API question about a group or user this shard owns. */
+static void api_query_received(struct hub_shard *hs, struct rh_blob *b)
+{
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    if (end - p < 9 + 2) return;
+    uint64_t reply_to;
+    memcpy(&reply_to, p, 8);
+    struct rh_group_key key = {.kind = p[8] ? RH_GROUP_USER : RH_GROUP_NAMED};
+    p += 9;
+    struct rh_span *fields[] = {&key.hub, &key.name};
+    for (int i = 0; i < 2; i++) {
+        uint16_t len16;
+        if (end - p < 2) return;
+        memcpy(&len16, p, 2);
+        if (end - p - 2 < len16) return;
+        *fields[i] = rh_span_make(p + 2, len16);
+        p += 2 + len16;
+    }
+    answer_text(hs, reply_to, rh_groups_has_members(hs->groups, &key) ? 200 : 404, "");
 }
 
 static uint64_t feed_hash(struct rh_span hub, struct rh_span user)

@@ -35,6 +35,7 @@
 
 #include "shards/groups.h"
 #include "shards/shard.h"
+#include "transports/rest.h"
 #include "transports/span.h"
 
 #define RH_HUB_NAME_MAX 128
@@ -114,6 +115,24 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
 ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_t len);
 /* Ends the session (its connection is closing). */
 void rh_hub_session_free(struct rh_hub_session *h);
+
+/* A backend API request (transports/rest.h): its route, and for sends the target and JSON
+ * arguments and the connection ids not to send to; for a close, the reason. */
+struct rh_hub_api_request {
+    const struct rh_rest_route *route;
+    uint64_t reply_to; /* the connection waiting for the answer */
+    struct rh_span target;
+    uint32_t arg_count;
+    struct rh_span args[RH_HUB_ARGS_MAX];
+    uint32_t excluded_count;
+    struct rh_span excluded[RH_REST_EXCLUDED_MAX];
+    struct rh_span reason;
+};
+
+/* Carries out @req: a send goes out from here at once; the others go to the shard that knows
+ * the answer (the connection's, or the group's or user's owner). Returns the HTTP status to
+ * answer now, or 0 when the answer comes later to rh_front_answer. */
+int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req);
 
 /* The shard that keeps the events of @user of hub @hub: its streams are served there. */
 uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user);
