@@ -41,6 +41,7 @@ int rh_rest_route(enum rh_http_method method, struct rh_span path, struct rh_spa
 {
     memset(out, 0, sizeof(*out));
     *reason = "no such API path";
+    if (!rh_rest_is_api_path(path)) return 404;
     bool is_v1 = path.len >= 8 && memcmp(path.ptr, "/api/v1/", 8) == 0;
     uint32_t skip = is_v1 ? 8 : 5; /* "/api/v1/" or "/api/" */
     if (path.len < skip) return 404;
@@ -61,6 +62,7 @@ int rh_rest_route(enum rh_http_method method, struct rh_span path, struct rh_spa
 int rh_rest_excluded(struct rh_span query, char ids[][RH_REST_ID_MAX + 1], uint32_t lens[])
 {
     int count = 0;
+    if (!query.len) return 0;
     const uint8_t *p = query.ptr, *end = query.ptr + query.len;
     while (p < end) {
         const uint8_t *amp = memchr(p, '&', (size_t)(end - p));
@@ -83,6 +85,10 @@ int rh_rest_parse_payload(struct rh_span body, char target[RH_REST_HUB_MAX + 1],
 {
     *arg_count = 0;
     *target_len = 0;
+    if (!body.len) {
+        *reason = "the body is not a JSON object";
+        return -EINVAL;
+    }
     ssize_t n = rh_json_value_len(body.ptr, body.len, NULL);
     /* One JSON value, then nothing but whitespace. */
     bool is_json = n > 0;

@@ -216,9 +216,9 @@ bool rh_http_header_has_token(const struct rh_http_request *req, const char *nam
 bool rh_http_query_get(struct rh_span query, const char *key, char *out, size_t out_cap,
                        size_t *out_len)
 {
-    const uint8_t *p = query.ptr, *end = query.ptr + query.len;
-
     *out_len = 0;
+    if (!query.len) return false; /* and query.ptr may be NULL */
+    const uint8_t *p = query.ptr, *end = query.ptr + query.len;
     while (p < end) {
         const uint8_t *amp = memchr(p, '&', (size_t)(end - p));
         const uint8_t *pair_end = amp ? amp : end;
