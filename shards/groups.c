@@ -162,12 +162,25 @@ uint32_t rh_groups_leave_kind(struct rh_groups *g, struct rh_list *memberships,
 
 bool rh_groups_has_members(struct rh_groups *g, const struct rh_group_key *key)
 {
+    return rh_groups_member_shards(g, key) != 0;
+}
+
+uint64_t rh_groups_member_shards(struct rh_groups *g, const struct rh_group_key *key)
+{
     struct key_bytes k;
     key_encode(key, &k);
     uint64_t hash = rh_hash(k.bytes, k.len);
     RH_ASSERT(owner_of(g, hash) == rh_shard_idx(g->shard));
     struct rh_group *grp = group_find(g, k.bytes, k.len, hash);
-    return grp && grp->member_shards;
+    return grp ? grp->member_shards : 0;
+}
+
+const struct rh_list *rh_groups_local_members(struct rh_groups *g, const struct rh_group_key *key)
+{
+    struct key_bytes k;
+    key_encode(key, &k);
+    struct rh_group *grp = group_find(g, k.bytes, k.len, rh_hash(k.bytes, k.len));
+    return grp && grp->member_count ? &grp->members : NULL;
 }
 
 void rh_groups_leave_all(struct rh_groups *g, struct rh_list *memberships)
@@ -211,6 +224,15 @@ bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
     case BLOB_JOIN:
         grp = group_get(g, b->data, key_len, hash);
         grp->member_shards |= 1ull << b->origin_shard;
+        if (g->ops->owner_joining) {
+            uint16_t hub_len, name_len;
+            memcpy(&hub_len, b->data + 1, 2);
+            memcpy(&name_len, b->data + 3, 2);
+            struct rh_group_key key = {(enum rh_group_kind)b->data[0],
+                                       rh_span_make(b->data + KEY_HEAD, hub_len),
+                                       rh_span_make(b->data + KEY_HEAD + hub_len, name_len)};
+            g->ops->owner_joining(g->ctx, &key, b->arg, b->origin_shard);
+        }
         /* The answer is the same blob, sent back: only this shard holds it now. */
         b->kind = BLOB_JOINED;
         rh_blob_ref_n(b, 1);

@@ -68,6 +68,10 @@ struct rh_groups_ops {
     /* The owner has taken in the join of the member with @route; @note is what
      * rh_groups_join got. The member may be gone by now. */
     void (*joined)(void *ctx, uint64_t route, struct rh_span note);
+    /* On the owner, before it answers: the member with @route on shard @member_shard joins
+     * @key. Blobs this posts to @member_shard arrive before the answer. May be NULL. */
+    void (*owner_joining)(void *ctx, const struct rh_group_key *key, uint64_t route,
+                          uint32_t member_shard);
 };
 
 struct rh_groups *rh_groups_new(struct rh_shard *s, const struct rh_groups_ops *ops, void *ctx);
@@ -91,6 +95,10 @@ uint32_t rh_groups_leave_kind(struct rh_groups *g, struct rh_list *memberships,
 /* On the owner of @key (rh_groups_owner): whether any shard has members of it. A join is
  * counted once the owner has taken it in, a leave once the member's shard has said so. */
 bool rh_groups_has_members(struct rh_groups *g, const struct rh_group_key *key);
+/* On the owner of @key: the shards that have members of it, a bit each. */
+uint64_t rh_groups_member_shards(struct rh_groups *g, const struct rh_group_key *key);
+/* The local members of @key (struct rh_membership, in_group), or NULL when there are none. */
+const struct rh_list *rh_groups_local_members(struct rh_groups *g, const struct rh_group_key *key);
 /* Ends every membership on @memberships (the member is going away). */
 void rh_groups_leave_all(struct rh_groups *g, struct rh_list *memberships);
 /* A message for the members of @key: a new blob with @msg_len bytes at *@msg for the caller

@@ -38,10 +38,13 @@
 #define CLIENT_TIMEOUT_MS    30000
 #define BLOB_SEND_ALL        1
 #define BLOB_SEND_TO_CONN    2
-#define BLOB_REQUEST         3 /* a transport request, to the shard of its connection */
-#define BLOB_ANSWER          4 /* its answer, back to the shard of the waiting connection */
-#define BLOB_API_CONN        5 /* an API request about a connection, to its shard */
-#define BLOB_API_QUERY       6 /* an API question about a group or user, to its owner */
+#define BLOB_REQUEST         3   /* a transport request, to the shard of its connection */
+#define BLOB_ANSWER          4   /* its answer, back to the shard of the waiting connection */
+#define BLOB_API_CONN        5   /* an API request about a connection, to its shard */
+#define BLOB_API_QUERY       6   /* an API question about a group or user, to its owner */
+#define BLOB_USER_GROUPS     7   /* an API request about a user's groups, to the user's owner */
+#define BLOB_APPLY_GROUPS    8   /* a user's members on a shard join or leave groups */
+#define USER_GROUPS_MAX      100 /* groups kept per user; adding one more drops the oldest */
 #define SWEEP_MS             1000
 #define ROUTE_BYTES          8 /* node | shard | slot | generation, as in connection ids */
 #define SECRET_BYTES         16
@@ -120,6 +123,16 @@ struct hub_name {
     char text[];
 };
 
+/* The groups the API put a user in, kept by the shard that owns the user: its connections
+ * join them now (on whatever shard) and when they come later. */
+struct user_groups {
+    uint64_t hash; /* feed_hash(hub, user) */
+    uint16_t hub_len, user_len;
+    uint32_t group_count;
+    char *groups[USER_GROUPS_MAX]; /* each a u16 length, then the name */
+    char text[];                   /* hub, then user */
+};
+
 /* The hub sessions and hub connections of one shard. */
 struct hub_shard {
     struct rh_shard *shard;
@@ -131,9 +144,10 @@ struct hub_shard {
     uint32_t negotiated_count;
     struct rh_timer sweep; /* drops negotiated connections never used */
     struct rh_groups *groups;
-    uint32_t message_bytes_max; /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
-    struct rh_table hub_names;  /* struct hub_name */
-    struct rh_table feeds;      /* EventSource feed sessions, by hash(hub, user) */
+    uint32_t message_bytes_max;  /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
+    struct rh_table hub_names;   /* struct hub_name */
+    struct rh_table feeds;       /* EventSource feed sessions, by hash(hub, user) */
+    struct rh_table user_groups; /* struct user_groups of the users this shard owns */
     const struct rh_cfg *cfg;
 };
 
@@ -275,6 +289,16 @@ static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route
                                             const uint8_t tail[PUBLIC_BYTES]);
 static void api_conn_received(struct hub_shard *hs, struct rh_blob *b);
 static void api_query_received(struct hub_shard *hs, struct rh_blob *b);
+static void user_groups_received(struct hub_shard *hs, struct rh_blob *b);
+static void apply_groups_received(struct hub_shard *hs, struct rh_blob *b);
+static void post_apply(struct hub_shard *hs, uint32_t shard, bool is_join, const uint64_t *route,
+                       struct rh_span hub, struct rh_span user, char *const *groups,
+                       uint32_t count);
+static void groups_owner_joining(void *ctx, const struct rh_group_key *key, uint64_t route,
+                                 uint32_t member_shard);
+static struct user_groups *user_groups_find(struct hub_shard *hs, struct rh_span hub,
+                                            struct rh_span user);
+static void user_groups_free(struct user_groups *ug);
 static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes);
 static void lp_answer(struct rh_hub_session *h);
 static void lp_tick(struct rh_hub_session *h);
@@ -291,6 +315,7 @@ static const struct rh_ws_in_ops ws_ops = {
 static const struct rh_groups_ops group_ops = {
     .deliver = groups_deliver,
     .joined = groups_joined,
+    .owner_joining = groups_owner_joining,
 };
 
 void rh_hub_shard_start(struct rh_shard *s)
@@ -302,6 +327,7 @@ void rh_hub_shard_start(struct rh_shard *s)
     hs->groups = rh_groups_new(s, &group_ops, hs);
     rh_table_init(&hs->hub_names);
     rh_table_init(&hs->feeds);
+    rh_table_init(&hs->user_groups);
     hs->cfg = rh_runtime_cfg(rh_shard_runtime(s));
     hs->message_bytes_max = hs->cfg->max_message_size;
     if (rh_shard_idx(s) == 0 && !hs->cfg->access_key)
@@ -321,6 +347,10 @@ void rh_hub_shard_stop(struct rh_shard *s)
     RH_ASSERT(rh_list_is_empty(&hs->sessions));
     RH_ASSERT(hs->feeds.count == 0);
     rh_table_free(&hs->feeds);
+    uint32_t cursor = 0;
+    for (struct user_groups *ug; (ug = rh_table_next(&hs->user_groups, &cursor));)
+        user_groups_free(ug);
+    rh_table_free(&hs->user_groups);
     rh_timer_cancel(&hs->sweep);
     rh_groups_free(hs->groups);
     RH_ASSERT(hs->hub_names.count == 0); /* every session has gone */
@@ -368,6 +398,14 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
     }
     if (b->kind == BLOB_API_QUERY) {
         api_query_received(hs, b);
+        return;
+    }
+    if (b->kind == BLOB_USER_GROUPS) {
+        user_groups_received(hs, b);
+        return;
+    }
+    if (b->kind == BLOB_APPLY_GROUPS) {
+        apply_groups_received(hs, b);
         return;
     }
     struct fanout f = {0};
@@ -562,6 +600,29 @@ int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req)
         len16 = (uint16_t)r->name_len;
         memcpy(p, &len16, 2);
         memcpy(p + 2, r->name, r->name_len);
+        rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
+        return 0;
+    }
+    case RH_REST_GROUP_ADD_USER:
+    case RH_REST_GROUP_REMOVE_USER:
+    case RH_REST_USER_IN_GROUP:
+    case RH_REST_USER_LEAVE_ALL: {
+        /* Kept by the user's owner, which also knows the shards with its connections. */
+        struct rh_group_key key = {RH_GROUP_USER, hub, rh_span_make(r->user, r->user_len)};
+        uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + r->user_len + 2 + r->name_len;
+        struct rh_blob *b = rh_blob_new(BLOB_USER_GROUPS, 1, NULL, size);
+        uint8_t *p = b->data;
+        *p++ = (uint8_t)r->op;
+        *p++ = r->is_v1;
+        memcpy(p, &req->reply_to, 8);
+        p += 8;
+        const struct rh_span fields[] = {hub, key.name, rh_span_make(r->name, r->name_len)};
+        for (int i = 0; i < 3; i++) {
+            uint16_t len16 = (uint16_t)fields[i].len;
+            memcpy(p, &len16, 2);
+            if (len16) memcpy(p + 2, fields[i].ptr, len16);
+            p += 2 + len16;
+        }
         rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
         return 0;
     }
@@ -2040,6 +2101,208 @@ static void api_query_received(struct hub_shard *hs, struct rh_blob *b)
         p += 2 + len16;
     }
     answer_text(hs, reply_to, rh_groups_has_members(hs->groups, &key) ? 200 : 404, "");
+}
+
+/* Reads @count length-prefixed (u16) fields from *@p (advanced past them); false if short. */
+static bool read_fields(const uint8_t **p, const uint8_t *end, struct rh_span *fields, int count)
+{
+    for (int i = 0; i < count; i++) {
+        uint16_t len16;
+        if (end - *p < 2) return false;
+        memcpy(&len16, *p, 2);
+        if (end - *p - 2 < len16) return false;
+        fields[i] = rh_span_make(*p + 2, len16);
+        *p += 2 + len16;
+    }
+    return true;
+}
+
+/* On the user's owner: an API request about a user's groups. */
+static void user_groups_received(struct hub_shard *hs, struct rh_blob *b)
+{
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    if (end - p < 10) return;
+    enum rh_rest_op op = (enum rh_rest_op)p[0];
+    bool is_v1 = p[1] != 0;
+    uint64_t reply_to;
+    memcpy(&reply_to, p + 2, 8);
+    p += 10;
+    struct rh_span f[3]; /* hub, user, group */
+    if (!read_fields(&p, end, f, 3)) return;
+    struct rh_span hub = f[0], user = f[1], group = f[2];
+    struct user_groups *ug = user_groups_find(hs, hub, user);
+    uint32_t idx = 0;
+    while (ug && idx < ug->group_count) {
+        uint16_t len16;
+        memcpy(&len16, ug->groups[idx], 2);
+        if (len16 == group.len && memcmp(ug->groups[idx] + 2, group.ptr, group.len) == 0) break;
+        idx++;
+    }
+    bool is_member = ug && idx < ug->group_count;
+    struct rh_group_key user_key = {RH_GROUP_USER, hub, user};
+    uint64_t shards = rh_groups_member_shards(hs->groups, &user_key);
+    int status = 200;
+    if (op == RH_REST_USER_IN_GROUP) {
+        status = is_member ? 200 : 404;
+    } else if (op == RH_REST_GROUP_ADD_USER) {
+        if (!ug) {
+            ug = rh_calloc(1, sizeof(*ug) + hub.len + user.len);
+            ug->hash = feed_hash(hub, user);
+            ug->hub_len = (uint16_t)hub.len;
+            ug->user_len = (uint16_t)user.len;
+            memcpy(ug->text, hub.ptr, hub.len);
+            memcpy(ug->text + hub.len, user.ptr, user.len);
+            rh_table_insert(&hs->user_groups, ug->hash, ug);
+        }
+        if (!is_member) {
+            if (ug->group_count == USER_GROUPS_MAX) { /* the oldest goes, as in the service */
+                rh_free(ug->groups[0]);
+                memmove(ug->groups, ug->groups + 1, (USER_GROUPS_MAX - 1) * sizeof(char *));
+                ug->group_count--;
+            }
+            char *entry = rh_alloc(2 + group.len);
+            uint16_t len16 = (uint16_t)group.len;
+            memcpy(entry, &len16, 2);
+            memcpy(entry + 2, group.ptr, group.len);
+            ug->groups[ug->group_count++] = entry;
+            for (uint32_t shard = 0; shard < rh_shard_count(hs->shard); shard++)
+                if (shards >> shard & 1) post_apply(hs, shard, true, NULL, hub, user, &entry, 1);
+        }
+        status = is_v1 ? 202 : 200;
+    } else if (op == RH_REST_GROUP_REMOVE_USER || op == RH_REST_USER_LEAVE_ALL) {
+        uint32_t first = op == RH_REST_USER_LEAVE_ALL ? 0 : idx;
+        uint32_t count = !ug ? 0 : op == RH_REST_USER_LEAVE_ALL ? ug->group_count : is_member;
+        for (uint32_t shard = 0; count && shard < rh_shard_count(hs->shard); shard++)
+            if (shards >> shard & 1)
+                post_apply(hs, shard, false, NULL, hub, user, ug->groups + first, count);
+        for (uint32_t i = 0; i < count; i++)
+            rh_free(ug->groups[first + i]);
+        if (count) {
+            memmove(ug->groups + first, ug->groups + first + count,
+                    (ug->group_count - first - count) * sizeof(char *));
+            ug->group_count -= count;
+        }
+        if (ug && !ug->group_count) {
+            rh_table_remove(&hs->user_groups, ug->hash, ug);
+            user_groups_free(ug);
+        }
+        status = is_v1 ? (op == RH_REST_USER_LEAVE_ALL ? 200 : 202) : 204;
+    }
+    answer_text(hs, reply_to, status, "");
+}
+
+/* Tells @shard to make the members of @user there (or only the one with *@route) join or leave
+ * @count groups: u8 is_join, u8 has_route, u64 route, hub, user (u16 length each), u16 count,
+ * then the groups as kept (u16 length, name). */
+static void post_apply(struct hub_shard *hs, uint32_t shard, bool is_join, const uint64_t *route,
+                       struct rh_span hub, struct rh_span user, char *const *groups, uint32_t count)
+{
+    uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + user.len + 2;
+    for (uint32_t i = 0; i < count; i++) {
+        uint16_t len16;
+        memcpy(&len16, groups[i], 2);
+        size += 2 + len16;
+    }
+    struct rh_blob *b = rh_blob_new(BLOB_APPLY_GROUPS, 1, NULL, size);
+    uint8_t *p = b->data;
+    *p++ = is_join;
+    *p++ = route != NULL;
+    uint64_t r = route ? *route : 0;
+    memcpy(p, &r, 8);
+    p += 8;
+    const struct rh_span fields[] = {hub, user};
+    for (int i = 0; i < 2; i++) {
+        uint16_t len16 = (uint16_t)fields[i].len;
+        memcpy(p, &len16, 2);
+        memcpy(p + 2, fields[i].ptr, len16);
+        p += 2 + len16;
+    }
+    uint16_t count16 = (uint16_t)count;
+    memcpy(p, &count16, 2);
+    p += 2;
+    for (uint32_t i = 0; i < count; i++) {
+        uint16_t len16;
+        memcpy(&len16, groups[i], 2);
+        memcpy(p, groups[i], 2u + len16);
+        p += 2 + len16;
+    }
+    RH_ASSERT(p == b->data + size);
+    rh_shard_post(hs->shard, shard, b);
+}
+
+/* On a shard with members of a user: they join or leave the groups the blob names. */
+static void apply_groups_received(struct hub_shard *hs, struct rh_blob *b)
+{
+    const uint8_t *p = b->data, *end = b->data + b->len;
+    if (end - p < 10) return;
+    bool is_join = p[0] != 0, has_route = p[1] != 0;
+    uint64_t route;
+    memcpy(&route, p + 2, 8);
+    p += 10;
+    struct rh_span f[2]; /* hub, user */
+    uint16_t count;
+    if (!read_fields(&p, end, f, 2) || end - p < 2) return;
+    memcpy(&count, p, 2);
+    p += 2;
+    const uint8_t *groups = p;
+    struct rh_group_key user_key = {RH_GROUP_USER, f[0], f[1]};
+    const struct rh_list *members = rh_groups_local_members(hs->groups, &user_key);
+    if (!members) return;
+    struct rh_list *node;
+    rh_list_for_each(node, members) {
+        struct rh_membership *m = rh_list_entry(node, struct rh_membership, in_group);
+        if (has_route && m->route != route) continue;
+        struct rh_hub_session *h = m->member;
+        const uint8_t *at = groups;
+        for (uint16_t i = 0; i < count; i++) {
+            struct rh_span name;
+            if (!read_fields(&at, end, &name, 1)) return;
+            struct rh_group_key key = {RH_GROUP_NAMED, f[0], name};
+            if (!is_join) {
+                if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
+            } else if (h->group_count < GROUPS_PER_CONN_MAX &&
+                       rh_groups_join(hs->groups, &key, h, m->route, &h->groups,
+                                      rh_span_make(NULL, 0))) {
+                h->group_count++;
+            }
+        }
+    }
+}
+
+/* The owner of a user group takes in a member's join: the member joins the user's groups too,
+ * before the join's answer (which completes a connection's handshake) reaches its shard. */
+static void groups_owner_joining(void *ctx, const struct rh_group_key *key, uint64_t route,
+                                 uint32_t member_shard)
+{
+    struct hub_shard *hs = ctx;
+    if (key->kind != RH_GROUP_USER) return;
+    struct user_groups *ug = user_groups_find(hs, key->hub, key->name);
+    if (ug)
+        post_apply(hs, member_shard, true, &route, key->hub, key->name, ug->groups,
+                   ug->group_count);
+}
+
+static bool user_groups_eq(const void *item, const void *key)
+{
+    const struct user_groups *ug = item;
+    const struct rh_span *spans = key;
+    return ug->hub_len == spans[0].len && memcmp(ug->text, spans[0].ptr, spans[0].len) == 0 &&
+           ug->user_len == spans[1].len &&
+           memcmp(ug->text + ug->hub_len, spans[1].ptr, spans[1].len) == 0;
+}
+
+static struct user_groups *user_groups_find(struct hub_shard *hs, struct rh_span hub,
+                                            struct rh_span user)
+{
+    struct rh_span key[2] = {hub, user};
+    return rh_table_find(&hs->user_groups, feed_hash(hub, user), user_groups_eq, key);
+}
+
+static void user_groups_free(struct user_groups *ug)
+{
+    for (uint32_t i = 0; i < ug->group_count; i++)
+        rh_free(ug->groups[i]);
+    rh_free(ug);
 }
 
 static uint64_t feed_hash(struct rh_span hub, struct rh_span user)

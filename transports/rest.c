@@ -246,9 +246,32 @@ static int match(enum rh_http_method method, const struct segments *s, bool is_v
                                  : RH_REST_GROUP_EXISTS;
             return 0;
         }
-        if (is_users || (n == 4 && rh_span_eq_str(r[2], "users"))) {
-            *reason = "putting users in groups is not available yet";
-            return 501;
+        if (is_send_path) return 404;
+        /* users/{u}/groups[/{g}] and groups/{g}/users/{u}: a user's groups. */
+        bool is_user_group = is_users || (n == 4 && is_groups && rh_span_eq_str(r[2], "users"));
+        if (is_user_group) {
+            if (is_users) { /* r[1] went into name: it is the user */
+                memcpy(out->user, out->name, out->name_len + 1);
+                out->user_len = out->name_len;
+                out->name_len = 0;
+                if (!rh_span_eq_str(r[2], "groups")) return 404;
+            }
+            if (n == 3) {
+                out->op = RH_REST_USER_LEAVE_ALL;
+                return method == RH_HTTP_DELETE ? 0 : 405;
+            }
+            bad = is_users ? decode(r[3], out->name, sizeof(out->name), &out->name_len)
+                           : decode(r[3], out->user, sizeof(out->user), &out->user_len);
+            if (bad) return 400;
+            if (method == RH_HTTP_PUT)
+                out->op = RH_REST_GROUP_ADD_USER;
+            else if (method == RH_HTTP_DELETE)
+                out->op = RH_REST_GROUP_REMOVE_USER;
+            else if (is_get)
+                out->op = RH_REST_USER_IN_GROUP;
+            else
+                return 405;
+            return 0;
         }
         if (is_send_path) return 404;
         /* groups/{g}/connections/{c} or connections/{c}/groups/{g}, and connections/{c}/groups */

@@ -31,6 +31,10 @@ enum rh_rest_op {
     RH_REST_GROUP_ADD_CONNECTION,
     RH_REST_GROUP_REMOVE_CONNECTION,
     RH_REST_CONNECTION_LEAVE_ALL,
+    RH_REST_GROUP_ADD_USER, /* now and for the user's later connections */
+    RH_REST_GROUP_REMOVE_USER,
+    RH_REST_USER_IN_GROUP,
+    RH_REST_USER_LEAVE_ALL,
 };
 
 struct rh_rest_route {
@@ -39,7 +43,8 @@ struct rh_rest_route {
     char hub[RH_REST_HUB_MAX + 1];
     char name[RH_REST_NAME_MAX + 1]; /* group or user */
     char conn[RH_REST_ID_MAX + 1];
-    uint32_t hub_len, name_len, conn_len;
+    char user[RH_REST_NAME_MAX + 1]; /* a user's groups: name is the group, this the user */
+    uint32_t hub_len, name_len, conn_len, user_len;
 };
 
 /* Whether @path is under the API (/api/v1/... or /api/hubs/... or /api/health). */
