@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         RH_ASSERT(route.hub_len <= RH_REST_HUB_MAX && route.hub[route.hub_len] == '\0');
         RH_ASSERT(route.name_len <= RH_REST_NAME_MAX && route.name[route.name_len] == '\0');
         RH_ASSERT(route.conn_len <= RH_REST_ID_MAX && route.conn[route.conn_len] == '\0');
+        RH_ASSERT(route.user_len <= RH_REST_NAME_MAX && route.user[route.user_len] == '\0');
         if (route.op != RH_REST_HEALTH) RH_ASSERT(route.hub_len > 0);
     }
     static char ids[RH_REST_EXCLUDED_MAX][RH_REST_ID_MAX + 1];
