@@ -55,6 +55,11 @@ struct rh_cfg {
     uint32_t events_history;        /* --events-history: messages kept per user for resuming */
     uint32_t events_retention_ms;   /* --events-retention-ms: history kept after the last stream */
     uint32_t events_heartbeat_ms;   /* --events-heartbeat-ms: comment line on idle streams */
+    uint32_t handshake_timeout_ms;  /* --handshake-timeout-ms: the hub handshake's deadline */
+    uint32_t max_groups_per_conn;   /* --max-groups-per-connection, the user's included */
+    uint32_t max_header_size;       /* --max-header-size: request line and header fields */
+    uint32_t message_rate;          /* --message-rate: hub messages per second per connection */
+    uint32_t message_burst;         /* --message-burst: above the rate, before the close */
     char *access_key_file;          /* --access-key-file: "" = none; owned */
     /* The access key that signs tokens, read from access_key_file (its last line end
      * dropped) or else from $RINGHUB_ACCESS_KEY by rh_cfg_parse_args; NULL: none (ringhub runs

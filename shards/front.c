@@ -221,6 +221,8 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
     struct rh_http_request req;
     const char *reason = NULL;
     rh_http_limits_defaults(&lim);
+    lim.header_block_bytes_max =
+        rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)))->max_header_size;
 
     ssize_t n = rh_http_parse_request(data, len, &lim, &req, &reason);
     if (n == -EAGAIN) return n;

@@ -33,31 +33,29 @@
 #include "transports/sse.h"
 #include "transports/ws.h"
 
-#define HANDSHAKE_TIMEOUT_MS 15000
-#define KEEPALIVE_MS         15000
-#define CLIENT_TIMEOUT_MS    30000
-#define BLOB_SEND_ALL        1
-#define BLOB_SEND_TO_CONN    2
-#define BLOB_REQUEST         3   /* a transport request, to the shard of its connection */
-#define BLOB_ANSWER          4   /* its answer, back to the shard of the waiting connection */
-#define BLOB_API_CONN        5   /* an API request about a connection, to its shard */
-#define BLOB_API_QUERY       6   /* an API question about a group or user, to its owner */
-#define BLOB_USER_GROUPS     7   /* an API request about a user's groups, to the user's owner */
-#define BLOB_APPLY_GROUPS    8   /* a user's members on a shard join or leave groups */
-#define USER_GROUPS_MAX      100 /* groups kept per user; adding one more drops the oldest */
-#define SWEEP_MS             1000
-#define ROUTE_BYTES          8 /* node | shard | slot | generation, as in connection ids */
-#define SECRET_BYTES         16
-#define PUBLIC_BYTES         8 /* random tail of a connectionId */
-#define ID_TEXT_LEN          RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
-#define TOKEN_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
-#define LINKS_MAX            (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
-#define LINK_NONE            UINT32_MAX
-#define GROUPS_PER_CONN_MAX  1024 /* memberships of one connection, its user's included */
-#define NOTE_HANDSHAKE       0    /* a join's note: the user's join, then the handshake reply */
-#define NOTE_COMPLETE        1    /* a join's note: JoinGroup's completion; invocation id follows */
-#define NOTE_API             2   /* a join's note: an API request to answer; u64 reply_to follows */
-#define INVOCATION_ID_MAX    200 /* bytes of a JoinGroup invocation id carried in its note */
+#define KEEPALIVE_MS      15000
+#define CLIENT_TIMEOUT_MS 30000
+#define BLOB_SEND_ALL     1
+#define BLOB_SEND_TO_CONN 2
+#define BLOB_REQUEST      3   /* a transport request, to the shard of its connection */
+#define BLOB_ANSWER       4   /* its answer, back to the shard of the waiting connection */
+#define BLOB_API_CONN     5   /* an API request about a connection, to its shard */
+#define BLOB_API_QUERY    6   /* an API question about a group or user, to its owner */
+#define BLOB_USER_GROUPS  7   /* an API request about a user's groups, to the user's owner */
+#define BLOB_APPLY_GROUPS 8   /* a user's members on a shard join or leave groups */
+#define USER_GROUPS_MAX   100 /* groups kept per user; adding one more drops the oldest */
+#define SWEEP_MS          1000
+#define ROUTE_BYTES       8 /* node | shard | slot | generation, as in connection ids */
+#define SECRET_BYTES      16
+#define PUBLIC_BYTES      8 /* random tail of a connectionId */
+#define ID_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
+#define TOKEN_TEXT_LEN    RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
+#define LINKS_MAX         (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
+#define LINK_NONE         UINT32_MAX
+#define NOTE_HANDSHAKE    0   /* a join's note: the user's join, then the handshake reply */
+#define NOTE_COMPLETE     1   /* a join's note: JoinGroup's completion; invocation id follows */
+#define NOTE_API          2   /* a join's note: an API request to answer; u64 reply_to follows */
+#define INVOCATION_ID_MAX 200 /* bytes of a JoinGroup invocation id carried in its note */
 
 enum link_state {
     LINK_FREE,
@@ -194,8 +192,9 @@ struct rh_hub_session {
     struct rh_list groups; /* struct rh_membership, in_member */
     char *user;            /* user_len bytes of user, then roles_len bytes of roles; NULL: none */
     uint16_t user_len;
-    uint16_t roles_len; /* the roles of struct rh_hub_identity */
-    bool is_open;       /* no access key: every method allowed */
+    uint16_t roles_len;   /* the roles of struct rh_hub_identity */
+    bool is_open;         /* no access key: every method allowed */
+    uint32_t rate_tokens; /* hub messages it may still send now: --message-rate, --message-burst */
 };
 
 /* One message to many sessions of a shard: encoded once per hub protocol, when the first
@@ -725,6 +724,7 @@ static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
     rh_list_init(&h->groups);
     if (transport == TRANSPORT_WS) rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
     h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
+    h->rate_tokens = hs->cfg->message_burst;
     rh_timer_init(&h->tick, tick_fired);
     if (transport == TRANSPORT_LP) {
         h->lp = rh_calloc(1, sizeof(*h->lp));
@@ -732,7 +732,7 @@ static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
     }
     if (transport != TRANSPORT_EVENTS)
         rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick,
-                          h->last_rx_ms + HANDSHAKE_TIMEOUT_MS);
+                          h->last_rx_ms + shard_hubs()->cfg->handshake_timeout_ms);
     return h;
 }
 
@@ -752,7 +752,13 @@ static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t 
 /* Hub bytes from the client, whatever carried them. */
 static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t len)
 {
-    h->last_rx_ms = rh_clock_now_ms();
+    /* The rate bucket refills for the time since the last input. */
+    const struct rh_cfg *cfg = shard_hubs()->cfg;
+    int64_t now_ms = rh_clock_now_ms();
+    uint64_t refill = (uint64_t)(now_ms - h->last_rx_ms) * cfg->message_rate / 1000;
+    uint64_t tokens = h->rate_tokens + refill;
+    h->rate_tokens = (uint32_t)(tokens < cfg->message_burst ? tokens : cfg->message_burst);
+    if (refill || h->rate_tokens == cfg->message_burst) h->last_rx_ms = now_ms;
     if (!len) return;
     if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max()) {
         /* Held unparsed until the handshake reply: a client should wait for it. */
@@ -849,6 +855,17 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
             break;
         }
         used += (size_t)n;
+        if (!h->rate_tokens) {
+            /* Over the rate for longer than the burst allows: not a client to keep serving. */
+            char error[200];
+            snprintf(error, sizeof(error),
+                     "Connection closed with an error. HubException: more than %u messages per "
+                     "second (--message-rate), beyond a burst of %u.",
+                     shard_hubs()->cfg->message_rate, shard_hubs()->cfg->message_burst);
+            end_with_error(h, error);
+            break;
+        }
+        h->rate_tokens--;
         dispatch(h, &msg);
     }
     return (ssize_t)used;
@@ -1027,10 +1044,13 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     struct rh_group_key key;
     if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
     if (!is_allowed(h, msg, "JoinGroup", "ringhub.joinLeaveGroup", key.name)) return;
-    if (h->group_count >= GROUPS_PER_CONN_MAX) {
-        complete_error(h, msg,
-                       "An unexpected error occurred invoking 'JoinGroup' on the server. "
-                       "HubException: a connection can be in at most 1024 groups.");
+    if (h->group_count >= shard_hubs()->cfg->max_groups_per_conn) {
+        char error[160];
+        snprintf(error, sizeof(error),
+                 "An unexpected error occurred invoking 'JoinGroup' on the server. "
+                 "HubException: a connection can be in at most %u groups.",
+                 hs->cfg->max_groups_per_conn);
+        complete_error(h, msg, error);
         return;
     }
     uint8_t note[1 + INVOCATION_ID_MAX];
@@ -1596,8 +1616,9 @@ static void tick_schedule(struct rh_hub_session *h)
         struct lp_state *lp = h->lp;
         at = lp->since_ms +
              (lp->has_waiter ? hs->cfg->poll_timeout_ms : hs->cfg->disconnect_timeout_ms);
-        if (h->state != SESSION_READY && lp->started_ms + HANDSHAKE_TIMEOUT_MS < at)
-            at = lp->started_ms + HANDSHAKE_TIMEOUT_MS;
+        if (h->state != SESSION_READY &&
+            lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms < at)
+            at = lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms;
         if (lp->is_answer_due) at = rh_clock_now_ms();
     } else if (h->transport == TRANSPORT_EVENTS) {
         bool is_watched = rh_events_has_streams(h->events);
@@ -1893,7 +1914,7 @@ static void lp_tick(struct rh_hub_session *h)
     struct lp_state *lp = h->lp;
     int64_t now_ms = rh_clock_now_ms();
     if (h->state != SESSION_READY && !h->is_ending &&
-        now_ms >= lp->started_ms + HANDSHAKE_TIMEOUT_MS) {
+        now_ms >= lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
         end_with_error(h, error);
@@ -2056,10 +2077,11 @@ static void api_conn_received(struct hub_shard *hs, struct rh_blob *b)
                         "\"message\":\"no such connection\"}");
             return;
         }
-        if (h->group_count >= GROUPS_PER_CONN_MAX) {
+        if (h->group_count >= shard_hubs()->cfg->max_groups_per_conn) {
             answer_json(hs, reply_to, 400,
                         "{\"code\":\"Error.Group.TooMany\",\"message\":"
-                        "\"a connection can be in at most 1024 groups\"}");
+                        "\"the connection is in as many groups as --max-groups-per-connection "
+                        "allows\"}");
             return;
         }
         uint8_t note[1 + 8] = {NOTE_API};
@@ -2260,7 +2282,7 @@ static void apply_groups_received(struct hub_shard *hs, struct rh_blob *b)
             struct rh_group_key key = {RH_GROUP_NAMED, f[0], name};
             if (!is_join) {
                 if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
-            } else if (h->group_count < GROUPS_PER_CONN_MAX &&
+            } else if (h->group_count < shard_hubs()->cfg->max_groups_per_conn &&
                        rh_groups_join(hs->groups, &key, h, m->route, &h->groups,
                                       rh_span_make(NULL, 0))) {
                 h->group_count++;
