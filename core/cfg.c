@@ -80,6 +80,8 @@ static const char *check_hub_list(const char *value);
 static const char *check_origins(const char *value);
 static const char *check_hub_name(const char *value);
 static const char *check_any(const char *value);
+static const char *check_policy(const char *value);
+static const char *check_policy_list(const char *value);
 static int load_access_key(struct rh_cfg *cfg, char *err, size_t err_len);
 
 static const struct opt opts[] = {
@@ -130,6 +132,16 @@ static const struct opt opts[] = {
         "hub messages per second one connection may send, sustained"),
     U32("message-burst", message_burst, 1, 10000000, "2000",
         "hub messages a connection may send above the rate before it is closed"),
+    U32("send-queue-max", send_queue_max, 4096, 1073741824, "262144",
+        "bytes that may wait to be sent to one connection; then --slow-consumer decides"),
+    U32("socket-send-buffer", socket_send_buffer, 0, 16777216, "0",
+        "SO_SNDBUF of each connection (the kernel doubles it); 0 leaves it to autotuning"),
+    STR("slow-consumer", slow_consumer, check_policy, "disconnect",
+        "what happens to a connection whose queue is full: disconnect (a Close that allows "
+        "reconnecting) or drop-oldest (its oldest waiting messages are dropped)"),
+    STR("slow-consumer-groups", slow_consumer_groups, check_policy_list, "",
+        "per group name pattern (shell glob), pattern=policy,...: overrides --slow-consumer "
+        "for messages to those groups"),
     STR("access-key-file", access_key_file, check_any, "",
         "file holding the key that signs client and API tokens (or set RINGHUB_ACCESS_KEY); "
         "without one ringhub runs open, for development"),
@@ -193,6 +205,8 @@ void rh_cfg_free(struct rh_cfg *cfg)
     rh_free(cfg->cors_origins);
     rh_free(cfg->events_hub);
     rh_free(cfg->access_key_file);
+    rh_free(cfg->slow_consumer);
+    rh_free(cfg->slow_consumer_groups);
     if (cfg->access_key) explicit_bzero(cfg->access_key, cfg->access_key_len);
     rh_free(cfg->access_key);
     memset(cfg, 0, sizeof(*cfg));
@@ -424,6 +438,30 @@ static const char *check_hub_name(const char *value)
 {
     if (!*value) return "a hub name is not empty";
     return strchr(value, ',') ? "one hub name, not a list" : check_hub_list(value);
+}
+
+static const char *check_policy(const char *value)
+{
+    return strcmp(value, "disconnect") == 0 || strcmp(value, "drop-oldest") == 0
+               ? NULL
+               : "is disconnect or drop-oldest";
+}
+
+static const char *check_policy_list(const char *value)
+{
+    for (const char *p = value; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *eq = memchr(p, '=', len);
+        if (!eq || eq == p) return "takes pattern=policy pairs, separated by commas";
+        size_t policy_len = len - (size_t)(eq + 1 - p);
+        char policy[16];
+        if (policy_len >= sizeof(policy)) return "a policy is disconnect or drop-oldest";
+        memcpy(policy, eq + 1, policy_len);
+        policy[policy_len] = '\0';
+        if (check_policy(policy)) return "a policy is disconnect or drop-oldest";
+        p += len + (p[len] == ',');
+    }
+    return NULL;
 }
 
 static const char *check_any(const char *value)

@@ -60,6 +60,10 @@ struct rh_cfg {
     uint32_t max_header_size;       /* --max-header-size: request line and header fields */
     uint32_t message_rate;          /* --message-rate: hub messages per second per connection */
     uint32_t message_burst;         /* --message-burst: above the rate, before the close */
+    uint32_t send_queue_max;        /* --send-queue-max: bytes waiting for one connection */
+    uint32_t socket_send_buffer;    /* --socket-send-buffer: SO_SNDBUF; 0 = the kernel's */
+    char *slow_consumer;            /* --slow-consumer: disconnect or drop-oldest; owned */
+    char *slow_consumer_groups;     /* --slow-consumer-groups: pattern=policy,...; owned */
     char *access_key_file;          /* --access-key-file: "" = none; owned */
     /* The access key that signs tokens, read from access_key_file (its last line end
      * dropped) or else from $RINGHUB_ACCESS_KEY by rh_cfg_parse_args; NULL: none (ringhub runs

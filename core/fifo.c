@@ -25,3 +25,12 @@ void rh_fifo_free(struct rh_fifo *f)
     rh_free(f->items);
     *f = (struct rh_fifo){0};
 }
+
+void rh_fifo_remove(struct rh_fifo *f, uint32_t idx, uint32_t n)
+{
+    RH_ASSERT(idx <= f->count && n <= f->count - idx);
+    uint32_t mask = f->cap - 1;
+    for (uint32_t i = idx + n; i < f->count; i++)
+        f->items[(f->head + i - n) & mask] = f->items[(f->head + i) & mask];
+    f->count -= n;
+}

@@ -20,6 +20,9 @@ struct rh_fifo {
 void rh_fifo_push(struct rh_fifo *f, void *item);
 /* Frees the ring (not the items) and leaves @f empty. */
 void rh_fifo_free(struct rh_fifo *f);
+/* Removes the @n items from position @idx on (0 is the oldest), keeping the order of the
+ * rest. O(items after them). */
+void rh_fifo_remove(struct rh_fifo *f, uint32_t idx, uint32_t n);
 
 static inline void *rh_fifo_at(const struct rh_fifo *f, uint32_t idx);
 static inline void *rh_fifo_pop(struct rh_fifo *f);

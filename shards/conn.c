@@ -230,8 +230,31 @@ int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
     RH_ASSERT_OWNED(c);
     if (c->state != RH_CONN_OPEN) return -EPIPE;
     rh_fifo_push(&c->q, rh_buf_ref(buf));
+    c->q_bytes += buf->len;
     if (!c->send) conn_mark_dirty(c);
     return 0;
+}
+
+uint32_t rh_conn_queued_bytes(const struct rh_conn *c)
+{
+    return c->q_bytes;
+}
+
+uint32_t rh_conn_drop_queued(struct rh_conn *c, uint32_t bytes)
+{
+    RH_ASSERT_OWNED(c);
+    /* Not what a send in flight points at, nor a buffer partly sent. */
+    uint32_t first = c->send ? (uint32_t)c->send->msg.msg_iovlen : c->q_head_sent ? 1 : 0;
+    uint32_t dropped = 0, n = 0;
+    while (first + n < c->q.count && dropped < bytes) {
+        struct rh_buf *buf = rh_fifo_at(&c->q, first + n);
+        dropped += buf->len;
+        rh_buf_unref(buf);
+        n++;
+    }
+    rh_fifo_remove(&c->q, first, n);
+    c->q_bytes -= dropped;
+    return dropped;
 }
 
 int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len)
@@ -307,6 +330,11 @@ static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* A fixed kernel send buffer (the kernel doubles it) instead of autotuning up to
+     * tcp_wmem's maximum: what a stalled reader holds in the kernel stays small, and ringhub's
+     * own send-queue cap is what decides. */
+    int sndbuf = (int)s->rt->cfg->socket_send_buffer;
+    if (sndbuf) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 
     struct rh_conn *c = conn_alloc(s);
     c->fd = fd;
@@ -529,8 +557,10 @@ static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
         uint32_t left = buf->len - c->q_head_sent;
         if (sent < left) {
             c->q_head_sent += sent;
+            c->q_bytes -= sent;
             return;
         }
+        c->q_bytes -= left;
         sent -= left;
         rh_buf_unref(buf);
         rh_fifo_drop(&c->q, 1);

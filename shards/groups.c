@@ -63,6 +63,7 @@ static void owner_send(struct rh_groups *g, struct rh_blob *b, struct rh_group *
                        uint32_t key_len);
 static void local_deliver(struct rh_groups *g, const struct rh_blob *b, struct rh_group *grp,
                           uint32_t key_len);
+static struct rh_group_key key_decode(const uint8_t *bytes);
 
 struct rh_groups *rh_groups_new(struct rh_shard *s, const struct rh_groups_ops *ops, void *ctx)
 {
@@ -225,12 +226,7 @@ bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
         grp = group_get(g, b->data, key_len, hash);
         grp->member_shards |= 1ull << b->origin_shard;
         if (g->ops->owner_joining) {
-            uint16_t hub_len, name_len;
-            memcpy(&hub_len, b->data + 1, 2);
-            memcpy(&name_len, b->data + 3, 2);
-            struct rh_group_key key = {(enum rh_group_kind)b->data[0],
-                                       rh_span_make(b->data + KEY_HEAD, hub_len),
-                                       rh_span_make(b->data + KEY_HEAD + hub_len, name_len)};
+            struct rh_group_key key = key_decode(b->data);
             g->ops->owner_joining(g->ctx, &key, b->arg, b->origin_shard);
         }
         /* The answer is the same blob, sent back: only this shard holds it now. */
@@ -282,8 +278,20 @@ static void local_deliver(struct rh_groups *g, const struct rh_blob *b, struct r
                           uint32_t key_len)
 {
     if (!grp->member_count) return; /* the last one left while the message travelled */
-    g->ops->deliver(g->ctx, &grp->members, rh_span_make(b->data + key_len, b->len - key_len),
+    struct rh_group_key key = key_decode(grp->key);
+    g->ops->deliver(g->ctx, &key, &grp->members, rh_span_make(b->data + key_len, b->len - key_len),
                     b->arg);
+}
+
+/* The key in encoded @bytes (from key_encode, checked by key_len_in). */
+static struct rh_group_key key_decode(const uint8_t *bytes)
+{
+    uint16_t hub_len, name_len;
+    memcpy(&hub_len, bytes + 1, 2);
+    memcpy(&name_len, bytes + 3, 2);
+    return (struct rh_group_key){(enum rh_group_kind)bytes[0],
+                                 rh_span_make(bytes + KEY_HEAD, hub_len),
+                                 rh_span_make(bytes + KEY_HEAD + hub_len, name_len)};
 }
 
 static void membership_end(struct rh_groups *g, struct rh_membership *m)

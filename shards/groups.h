@@ -60,11 +60,12 @@ struct rh_membership {
 };
 
 struct rh_groups_ops {
-    /* A message sent to a group with members on this shard: @members is the group's list of
+    /* A message sent to group @key with members on this shard: @members is the group's list of
      * struct rh_membership (in_group), @msg what the sender put in, @except the route of a
      * member to skip (or RH_GROUPS_NO_EXCEPT). Must not join, leave or close a member
      * synchronously: the list is being walked. */
-    void (*deliver)(void *ctx, const struct rh_list *members, struct rh_span msg, uint64_t except);
+    void (*deliver)(void *ctx, const struct rh_group_key *key, const struct rh_list *members,
+                    struct rh_span msg, uint64_t except);
     /* The owner has taken in the join of the member with @route; @note is what
      * rh_groups_join got. The member may be gone by now. */
     void (*joined)(void *ctx, uint64_t route, struct rh_span note);

@@ -8,6 +8,7 @@
 #include "shards/hub.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -33,29 +34,31 @@
 #include "transports/sse.h"
 #include "transports/ws.h"
 
-#define KEEPALIVE_MS      15000
-#define CLIENT_TIMEOUT_MS 30000
-#define BLOB_SEND_ALL     1
-#define BLOB_SEND_TO_CONN 2
-#define BLOB_REQUEST      3   /* a transport request, to the shard of its connection */
-#define BLOB_ANSWER       4   /* its answer, back to the shard of the waiting connection */
-#define BLOB_API_CONN     5   /* an API request about a connection, to its shard */
-#define BLOB_API_QUERY    6   /* an API question about a group or user, to its owner */
-#define BLOB_USER_GROUPS  7   /* an API request about a user's groups, to the user's owner */
-#define BLOB_APPLY_GROUPS 8   /* a user's members on a shard join or leave groups */
-#define USER_GROUPS_MAX   100 /* groups kept per user; adding one more drops the oldest */
-#define SWEEP_MS          1000
-#define ROUTE_BYTES       8 /* node | shard | slot | generation, as in connection ids */
-#define SECRET_BYTES      16
-#define PUBLIC_BYTES      8 /* random tail of a connectionId */
-#define ID_TEXT_LEN       RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
-#define TOKEN_TEXT_LEN    RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
-#define LINKS_MAX         (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
-#define LINK_NONE         UINT32_MAX
-#define NOTE_HANDSHAKE    0   /* a join's note: the user's join, then the handshake reply */
-#define NOTE_COMPLETE     1   /* a join's note: JoinGroup's completion; invocation id follows */
-#define NOTE_API          2   /* a join's note: an API request to answer; u64 reply_to follows */
-#define INVOCATION_ID_MAX 200 /* bytes of a JoinGroup invocation id carried in its note */
+#define KEEPALIVE_MS        15000
+#define CLIENT_TIMEOUT_MS   30000
+#define BLOB_SEND_ALL       1
+#define BLOB_SEND_TO_CONN   2
+#define BLOB_REQUEST        3   /* a transport request, to the shard of its connection */
+#define BLOB_ANSWER         4   /* its answer, back to the shard of the waiting connection */
+#define BLOB_API_CONN       5   /* an API request about a connection, to its shard */
+#define BLOB_API_QUERY      6   /* an API question about a group or user, to its owner */
+#define BLOB_USER_GROUPS    7   /* an API request about a user's groups, to the user's owner */
+#define BLOB_APPLY_GROUPS   8   /* a user's members on a shard join or leave groups */
+#define USER_GROUPS_MAX     100 /* groups kept per user; adding one more drops the oldest */
+#define SWEEP_MS            1000
+#define SLOW_CLOSE_GRACE_MS 1000 /* a slow consumer's Close may still get through this long */
+#define SLOW_RULES_MAX      32   /* --slow-consumer-groups patterns */
+#define ROUTE_BYTES         8    /* node | shard | slot | generation, as in connection ids */
+#define SECRET_BYTES        16
+#define PUBLIC_BYTES        8 /* random tail of a connectionId */
+#define ID_TEXT_LEN         RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
+#define TOKEN_TEXT_LEN      RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
+#define LINKS_MAX           (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
+#define LINK_NONE           UINT32_MAX
+#define NOTE_HANDSHAKE      0   /* a join's note: the user's join, then the handshake reply */
+#define NOTE_COMPLETE       1   /* a join's note: JoinGroup's completion; invocation id follows */
+#define NOTE_API            2   /* a join's note: an API request to answer; u64 reply_to follows */
+#define INVOCATION_ID_MAX   200 /* bytes of a JoinGroup invocation id carried in its note */
 
 enum link_state {
     LINK_FREE,
@@ -121,6 +124,17 @@ struct hub_name {
     char text[];
 };
 
+/* What happens to a connection whose send queue is full (--slow-consumer). */
+enum slow_policy {
+    SLOW_DISCONNECT,
+    SLOW_DROP_OLDEST,
+};
+
+struct slow_rule {
+    char pattern[RH_GROUP_NAME_MAX + 1];
+    uint8_t policy;
+};
+
 /* The groups the API put a user in, kept by the shard that owns the user: its connections
  * join them now (on whatever shard) and when they come later. */
 struct user_groups {
@@ -146,6 +160,10 @@ struct hub_shard {
     struct rh_table hub_names;   /* struct hub_name */
     struct rh_table feeds;       /* EventSource feed sessions, by hash(hub, user) */
     struct rh_table user_groups; /* struct user_groups of the users this shard owns */
+    uint8_t slow_default;        /* enum slow_policy */
+    uint32_t slow_rule_count;
+    struct slow_rule *slow_rules;
+    uint64_t slow_closed, slow_dropped_bytes; /* counted for the stop log (metrics: issue 7) */
     const struct rh_cfg *cfg;
 };
 
@@ -194,6 +212,7 @@ struct rh_hub_session {
     uint16_t user_len;
     uint16_t roles_len;   /* the roles of struct rh_hub_identity */
     bool is_open;         /* no access key: every method allowed */
+    bool is_slow;         /* closed for not keeping up: its tick closes the connection */
     uint32_t rate_tokens; /* hub messages it may still send now: --message-rate, --message-burst */
 };
 
@@ -204,6 +223,7 @@ struct fanout {
     struct rh_buf *frames[2][FRAMING_COUNT];
     bool is_unconvertible[2][FRAMING_COUNT]; /* the values do not convert to that */
     int64_t now_ms; /* read once: a clock read per recipient showed in profiles */
+    uint8_t policy; /* enum slow_policy for its recipients */
 };
 
 static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
@@ -221,8 +241,12 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
                                  enum rh_group_kind kind, bool is_others);
 static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
                       bool is_only_arg, char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
-static void groups_deliver(void *ctx, const struct rh_list *members, struct rh_span msg,
-                           uint64_t except);
+static void groups_deliver(void *ctx, const struct rh_group_key *key, const struct rh_list *members,
+                           struct rh_span msg, uint64_t except);
+static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy);
+static void slow_consumer_close(struct rh_hub_session *h);
+static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_span group);
+static void slow_rules_parse(struct hub_shard *hs);
 static void groups_joined(void *ctx, uint64_t route, struct rh_span note);
 static void session_ready(struct rh_hub_session *h);
 static void hub_feed(struct rh_hub_session *h, const uint8_t *data, size_t len);
@@ -329,6 +353,7 @@ void rh_hub_shard_start(struct rh_shard *s)
     rh_table_init(&hs->user_groups);
     hs->cfg = rh_runtime_cfg(rh_shard_runtime(s));
     hs->message_bytes_max = hs->cfg->max_message_size;
+    slow_rules_parse(hs);
     if (rh_shard_idx(s) == 0 && !hs->cfg->access_key)
         rh_log_warn("auth",
                     "NO ACCESS KEY: ringhub runs open, for development only: any client may "
@@ -350,6 +375,11 @@ void rh_hub_shard_stop(struct rh_shard *s)
     for (struct user_groups *ug; (ug = rh_table_next(&hs->user_groups, &cursor));)
         user_groups_free(ug);
     rh_table_free(&hs->user_groups);
+    if (hs->slow_closed || hs->slow_dropped_bytes)
+        rh_log_info("hub", "slow consumers: %llu closed, %llu bytes dropped",
+                    (unsigned long long)hs->slow_closed,
+                    (unsigned long long)hs->slow_dropped_bytes);
+    rh_free(hs->slow_rules);
     rh_timer_cancel(&hs->sweep);
     rh_groups_free(hs->groups);
     RH_ASSERT(hs->hub_names.count == 0); /* every session has gone */
@@ -407,7 +437,7 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
         apply_groups_received(hs, b);
         return;
     }
-    struct fanout f = {0};
+    struct fanout f = {.policy = hs->slow_default};
     if (b->kind != BLOB_SEND_ALL || !send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
     const struct hub_name *hub = hub_name_find(hs, f.m.hub);
     if (!hub) return; /* no session of that hub on this shard */
@@ -1030,7 +1060,7 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     if (!h) return; /* gone, or never was */
     /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
     if (h->hub != hub_name_find(hs, m.hub)) return;
-    struct fanout f = {.m = m};
+    struct fanout f = {.m = m, .policy = hs->slow_default};
     fanout_to(&f, h);
     fanout_end(&f);
 }
@@ -1117,6 +1147,96 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
 
+/* Whether @len more bytes fit in @h's send queue (--send-queue-max); when not, @policy decides:
+ * drop the oldest waiting messages to make room, or close the session. False: do not send. */
+static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy)
+{
+    struct hub_shard *hs = shard_hubs();
+    uint32_t cap = hs->cfg->send_queue_max;
+    if (h->transport == TRANSPORT_EVENTS) return true; /* its streams: their connections */
+    struct lp_state *lp = h->transport == TRANSPORT_LP ? h->lp : NULL;
+    uint32_t queued = lp ? lp->out_bytes : rh_conn_queued_bytes(h->conn);
+    if ((uint64_t)queued + len <= cap) return true;
+    if (policy == SLOW_DROP_OLDEST) {
+        uint32_t dropped = 0;
+        if (lp) {
+            uint32_t n = 0;
+            while (n < lp->out_count && (uint64_t)queued - dropped + len > cap) {
+                dropped += lp->out[n]->len;
+                rh_buf_unref(lp->out[n++]);
+            }
+            memmove(lp->out, lp->out + n, (lp->out_count - n) * sizeof(*lp->out));
+            lp->out_count -= n;
+            lp->out_bytes -= dropped;
+        } else {
+            dropped = rh_conn_drop_queued(h->conn, (uint32_t)((uint64_t)queued + len - cap));
+        }
+        hs->slow_dropped_bytes += dropped;
+        return (uint64_t)queued - dropped + len <= cap;
+    }
+    slow_consumer_close(h);
+    return false;
+}
+
+/* A session that does not keep up ends: a Close that allows reconnecting, which has
+ * SLOW_CLOSE_GRACE_MS to get out before the connection is closed; meanwhile nothing more is
+ * queued for it. Safe inside a fan-out: nothing is freed now. */
+static void slow_consumer_close(struct rh_hub_session *h)
+{
+    struct hub_shard *hs = shard_hubs();
+    char error[200];
+    snprintf(error, sizeof(error),
+             "Connection closed with an error. The client did not keep up: %u bytes were "
+             "waiting to be sent to it (--send-queue-max).",
+             hs->cfg->send_queue_max);
+    hs->slow_closed++;
+    if (h->transport == TRANSPORT_LP) { /* what waits for the poll goes; the Close takes it */
+        for (uint32_t i = 0; i < h->lp->out_count; i++)
+            rh_buf_unref(h->lp->out[i]);
+        h->lp->out_count = h->lp->out_bytes = 0;
+        end_session(h, error, true);
+        session_finish(h);
+        return;
+    }
+    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s", (unsigned long long)session_route(h),
+                   error);
+    end_session(h, error, true);
+    h->is_slow = true;
+    rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick, rh_clock_now_ms() + SLOW_CLOSE_GRACE_MS);
+}
+
+static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_span group)
+{
+    if (!hs->slow_rule_count) return (enum slow_policy)hs->slow_default;
+    char name[RH_GROUP_NAME_MAX + 1];
+    memcpy(name, group.ptr, group.len);
+    name[group.len] = '\0';
+    for (uint32_t i = 0; i < hs->slow_rule_count; i++)
+        if (fnmatch(hs->slow_rules[i].pattern, name, 0) == 0)
+            return (enum slow_policy)hs->slow_rules[i].policy;
+    return (enum slow_policy)hs->slow_default;
+}
+
+/* --slow-consumer and --slow-consumer-groups (their syntax checked by core/cfg already). */
+static void slow_rules_parse(struct hub_shard *hs)
+{
+    hs->slow_default =
+        strcmp(hs->cfg->slow_consumer, "drop-oldest") == 0 ? SLOW_DROP_OLDEST : SLOW_DISCONNECT;
+    const char *list = hs->cfg->slow_consumer_groups;
+    if (!*list) return;
+    hs->slow_rules = rh_calloc(SLOW_RULES_MAX, sizeof(*hs->slow_rules));
+    for (const char *p = list; *p && hs->slow_rule_count < SLOW_RULES_MAX;) {
+        size_t len = strcspn(p, ",");
+        const char *eq = memchr(p, '=', len);
+        struct slow_rule *rule = &hs->slow_rules[hs->slow_rule_count++];
+        size_t pattern_len = (size_t)(eq - p);
+        if (pattern_len > RH_GROUP_NAME_MAX) pattern_len = RH_GROUP_NAME_MAX;
+        memcpy(rule->pattern, p, pattern_len);
+        rule->policy = strncmp(eq + 1, "drop-oldest", 11) == 0 ? SLOW_DROP_OLDEST : SLOW_DISCONNECT;
+        p += len + (p[len] == ',');
+    }
+}
+
 /* Whether @h may call @method: running open, or with @role among its token's roles, or (for a
  * method on @group) "<role>.<group>". Completes @msg with ASP.NET's authorization error when
  * it may not. */
@@ -1163,11 +1283,13 @@ static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, co
     return true;
 }
 
-static void groups_deliver(void *ctx, const struct rh_list *members, struct rh_span msg,
-                           uint64_t except)
+static void groups_deliver(void *ctx, const struct rh_group_key *key, const struct rh_list *members,
+                           struct rh_span msg, uint64_t except)
 {
-    (void)ctx;
-    struct fanout f = {0};
+    struct hub_shard *hs = ctx;
+    struct fanout f = {.policy =
+                           (uint8_t)(key->kind == RH_GROUP_NAMED ? slow_policy_of(hs, key->name)
+                                                                 : hs->slow_default)};
     if (!send_all_unpack(msg, &f.m)) return;
     struct rh_list *node;
     rh_list_for_each(node, members) {
@@ -1227,6 +1349,7 @@ static void fanout_to(struct fanout *f, struct rh_hub_session *h)
     if (f->m.excluded_count && is_excluded(&f->m, session_route(h))) return;
     struct rh_buf *frame = fanout_frame(f, h->codec, (enum framing)framing_of[h->transport]);
     if (!frame) return;
+    if (!has_room(h, frame->len, (enum slow_policy)f->policy)) return;
     if (!f->now_ms) f->now_ms = rh_clock_now_ms();
     h->last_tx_ms = f->now_ms;
     session_write(h, frame);
@@ -1535,6 +1658,12 @@ static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
     }
     rh_buf_unref(hub_bytes);
     if (!frame) return; /* a feed answers nobody */
+    /* Replies cannot be dropped: a client that does not read them is closed. A goodbye always
+     * goes (the session is ending then). */
+    if (!h->is_ending && !has_room(h, frame->len, SLOW_DISCONNECT)) {
+        rh_buf_unref(frame);
+        return;
+    }
     session_write(h, frame);
     rh_buf_unref(frame);
     h->last_tx_ms = rh_clock_now_ms();
@@ -1643,6 +1772,11 @@ static void tick_fired(struct rh_timer *t)
     }
     if (h->transport == TRANSPORT_EVENTS) {
         feed_tick(h);
+        return;
+    }
+    if (h->is_slow) {
+        /* Its Close had SLOW_CLOSE_GRACE_MS to get out; what is still queued is dropped. */
+        rh_conn_close(h->conn, rh_conn_queued_bytes(h->conn) ? RH_CLOSE_NOW : RH_CLOSE_AFTER_FLUSH);
         return;
     }
     int64_t now_ms = rh_clock_now_ms();

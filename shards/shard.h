@@ -157,6 +157,12 @@ bool rh_conn_is_open(const struct rh_conn *c);
 /* Queues @buf after what the connection already queued and takes a new reference to it;
  * nothing is copied. Returns 0, or -EPIPE when the connection is closing (nothing queued). */
 int rh_conn_send(struct rh_conn *c, struct rh_buf *buf);
+/* Bytes queued on @c and not sent yet (what a slow reader leaves behind). */
+uint32_t rh_conn_queued_bytes(const struct rh_conn *c);
+/* Drops whole queued buffers, oldest first, until @bytes are gone or only what a send in flight
+ * holds is left; returns the bytes dropped. For a reader that cannot keep up, whose oldest
+ * messages are worth least: each buffer must hold whole messages (frames, events). */
+uint32_t rh_conn_drop_queued(struct rh_conn *c, uint32_t bytes);
 /* Copies @len bytes into a new buffer and queues it. Same returns as rh_conn_send. */
 int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len);
 /* Moves @c, with its socket, to shard @dst_idx: what it queued is still sent from here, input

@@ -80,6 +80,7 @@ struct rh_conn {
     uint32_t slot;
     uint32_t gen;
     uint32_t q_head_sent;      /* bytes of the oldest queued buffer (q) already sent */
+    uint32_t q_bytes;          /* bytes queued (q) and not sent yet */
     uint8_t state;             /* enum rh_conn_state */
     bool recv_armed;           /* a receive is submitted and not finished */
     bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */

@@ -51,7 +51,9 @@ has_exited() {
 # Starts ringhub on an ephemeral port and reads its stderr until it says where it listens.
 start_server() {
     mkfifo "$tmp/stderr" || fail "mkfifo"
-    "$ringhub" --listen 127.0.0.1 --port 0 --shards 2 2>"$tmp/stderr" &
+    # The load generator sends far above a client's default --message-rate.
+    "$ringhub" --listen 127.0.0.1 --port 0 --shards 2 --message-rate 10000000 \
+        --message-burst 10000000 2>"$tmp/stderr" &
     pid=$!
     exec 3<"$tmp/stderr"
     port=

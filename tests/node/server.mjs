@@ -26,6 +26,7 @@ export async function startServer(flags = []) {
   });
   return {
     port,
+    pid: child.pid,
     url: (hub) => `http://127.0.0.1:${port}/hubs/${hub}`,
     // Resolves to the exit code; 0 means a clean stop with nothing left allocated.
     async stop() {
