@@ -11,6 +11,7 @@ struct rh_buf *rh_buf_new(uint32_t cap)
     buf->refs = 1;
     buf->len = 0;
     buf->cap = cap;
+    buf->tag = 0;
     return buf;
 }
 

@@ -13,6 +13,8 @@ struct rh_buf {
     uint32_t refs; /* touched only by the owning shard */
     uint32_t len;  /* bytes of data in use */
     uint32_t cap;  /* bytes of data allocated */
+    uint32_t tag;  /* 0, or which stream of messages it is in: a newer buffer with the same tag
+                    * may stand in for it while it waits to be sent (conflation) */
     uint8_t data[];
 };
 

@@ -138,7 +138,8 @@ static const struct opt opts[] = {
         "SO_SNDBUF of each connection (the kernel doubles it); 0 leaves it to autotuning"),
     STR("slow-consumer", slow_consumer, check_policy, "disconnect",
         "what happens to a connection whose queue is full: disconnect (a Close that allows "
-        "reconnecting) or drop-oldest (its oldest waiting messages are dropped)"),
+        "reconnecting), drop-oldest (its oldest waiting messages are dropped) or latest-value "
+        "(of a group's messages only the newest waits)"),
     STR("slow-consumer-groups", slow_consumer_groups, check_policy_list, "",
         "per group name pattern (shell glob), pattern=policy,...: overrides --slow-consumer "
         "for messages to those groups"),
@@ -442,9 +443,10 @@ static const char *check_hub_name(const char *value)
 
 static const char *check_policy(const char *value)
 {
-    return strcmp(value, "disconnect") == 0 || strcmp(value, "drop-oldest") == 0
+    return strcmp(value, "disconnect") == 0 || strcmp(value, "drop-oldest") == 0 ||
+                   strcmp(value, "latest-value") == 0
                ? NULL
-               : "is disconnect or drop-oldest";
+               : "is disconnect, drop-oldest or latest-value";
 }
 
 static const char *check_policy_list(const char *value)
@@ -455,10 +457,11 @@ static const char *check_policy_list(const char *value)
         if (!eq || eq == p) return "takes pattern=policy pairs, separated by commas";
         size_t policy_len = len - (size_t)(eq + 1 - p);
         char policy[16];
-        if (policy_len >= sizeof(policy)) return "a policy is disconnect or drop-oldest";
+        if (policy_len >= sizeof(policy))
+            return "a policy is disconnect, drop-oldest or latest-value";
         memcpy(policy, eq + 1, policy_len);
         policy[policy_len] = '\0';
-        if (check_policy(policy)) return "a policy is disconnect or drop-oldest";
+        if (check_policy(policy)) return "a policy is disconnect, drop-oldest or latest-value";
         p += len + (p[len] == ',');
     }
     return NULL;

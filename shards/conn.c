@@ -240,6 +240,25 @@ uint32_t rh_conn_queued_bytes(const struct rh_conn *c)
     return c->q_bytes;
 }
 
+uint32_t rh_conn_drop_tagged(struct rh_conn *c, uint32_t tag)
+{
+    RH_ASSERT_OWNED(c);
+    uint32_t first = c->send ? (uint32_t)c->send->msg.msg_iovlen : c->q_head_sent ? 1 : 0;
+    uint32_t kept = first, dropped = 0, mask = c->q.cap - 1;
+    for (uint32_t i = first; i < c->q.count; i++) {
+        struct rh_buf *buf = rh_fifo_at(&c->q, i);
+        if (buf->tag == tag) {
+            dropped += buf->len;
+            rh_buf_unref(buf);
+            continue;
+        }
+        c->q.items[(c->q.head + kept++) & mask] = buf;
+    }
+    c->q.count = kept;
+    c->q_bytes -= dropped;
+    return dropped;
+}
+
 uint32_t rh_conn_drop_queued(struct rh_conn *c, uint32_t bytes)
 {
     RH_ASSERT_OWNED(c);

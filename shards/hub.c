@@ -128,6 +128,7 @@ struct hub_name {
 enum slow_policy {
     SLOW_DISCONNECT,
     SLOW_DROP_OLDEST,
+    SLOW_LATEST_VALUE, /* a group's newer message takes the place of its older one waiting */
 };
 
 struct slow_rule {
@@ -213,6 +214,7 @@ struct rh_hub_session {
     uint16_t roles_len;   /* the roles of struct rh_hub_identity */
     bool is_open;         /* no access key: every method allowed */
     bool is_slow;         /* closed for not keeping up: its tick closes the connection */
+    bool is_behind;       /* latest-value: its queue is long; conflating */
     uint32_t rate_tokens; /* hub messages it may still send now: --message-rate, --message-burst */
 };
 
@@ -224,6 +226,7 @@ struct fanout {
     bool is_unconvertible[2][FRAMING_COUNT]; /* the values do not convert to that */
     int64_t now_ms; /* read once: a clock read per recipient showed in profiles */
     uint8_t policy; /* enum slow_policy for its recipients */
+    uint32_t tag;   /* SLOW_LATEST_VALUE: its group's tag on every frame (struct rh_buf) */
 };
 
 static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
@@ -243,8 +246,9 @@ static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, co
                       bool is_only_arg, char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
 static void groups_deliver(void *ctx, const struct rh_group_key *key, const struct rh_list *members,
                            struct rh_span msg, uint64_t except);
-static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy);
+static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy, uint32_t tag);
 static void slow_consumer_close(struct rh_hub_session *h);
+static uint32_t conflate(struct rh_hub_session *h, uint32_t tag);
 static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_span group);
 static void slow_rules_parse(struct hub_shard *hs);
 static void groups_joined(void *ctx, uint64_t route, struct rh_span note);
@@ -1148,16 +1152,29 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
 }
 
 /* Whether @len more bytes fit in @h's send queue (--send-queue-max); when not, @policy decides:
- * drop the oldest waiting messages to make room, or close the session. False: do not send. */
-static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy)
+ * drop the oldest waiting messages to make room, or close the session. With @tag (latest-value)
+ * a session that is behind keeps only the newest message of that group waiting. False: do not
+ * send. */
+static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy, uint32_t tag)
 {
     struct hub_shard *hs = shard_hubs();
     uint32_t cap = hs->cfg->send_queue_max;
     if (h->transport == TRANSPORT_EVENTS) return true; /* its streams: their connections */
     struct lp_state *lp = h->transport == TRANSPORT_LP ? h->lp : NULL;
     uint32_t queued = lp ? lp->out_bytes : rh_conn_queued_bytes(h->conn);
+    if (tag) {
+        /* Behind by more than a quarter of the cap, and until it has caught up again (below a
+         * sixteenth): the group's newest message is the only one of it that waits. */
+        if (queued > cap / 4) h->is_behind = true;
+        if (queued <= cap / 16) h->is_behind = false;
+        if (h->is_behind) {
+            uint32_t dropped = conflate(h, tag);
+            hs->slow_dropped_bytes += dropped;
+            queued -= dropped;
+        }
+    }
     if ((uint64_t)queued + len <= cap) return true;
-    if (policy == SLOW_DROP_OLDEST) {
+    if (policy == SLOW_DROP_OLDEST || policy == SLOW_LATEST_VALUE) {
         uint32_t dropped = 0;
         if (lp) {
             uint32_t n = 0;
@@ -1176,6 +1193,27 @@ static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy po
     }
     slow_consumer_close(h);
     return false;
+}
+
+/* latest-value, for a session that is behind: every message of group @tag that still waits is
+ * dropped (the newest then goes in behind what else waits). Returns the bytes dropped. */
+static uint32_t conflate(struct rh_hub_session *h, uint32_t tag)
+{
+    if (h->transport == TRANSPORT_EVENTS) return 0;
+    if (h->transport != TRANSPORT_LP) return rh_conn_drop_tagged(h->conn, tag);
+    struct lp_state *lp = h->lp;
+    uint32_t kept = 0, dropped = 0;
+    for (uint32_t i = 0; i < lp->out_count; i++) {
+        if (lp->out[i]->tag == tag) {
+            dropped += lp->out[i]->len;
+            rh_buf_unref(lp->out[i]);
+        } else {
+            lp->out[kept++] = lp->out[i];
+        }
+    }
+    lp->out_count = kept;
+    lp->out_bytes -= dropped;
+    return dropped;
 }
 
 /* A session that does not keep up ends: a Close that allows reconnecting, which has
@@ -1220,8 +1258,10 @@ static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_spa
 /* --slow-consumer and --slow-consumer-groups (their syntax checked by core/cfg already). */
 static void slow_rules_parse(struct hub_shard *hs)
 {
-    hs->slow_default =
-        strcmp(hs->cfg->slow_consumer, "drop-oldest") == 0 ? SLOW_DROP_OLDEST : SLOW_DISCONNECT;
+    const char *policy = hs->cfg->slow_consumer;
+    hs->slow_default = strcmp(policy, "drop-oldest") == 0    ? SLOW_DROP_OLDEST
+                       : strcmp(policy, "latest-value") == 0 ? SLOW_LATEST_VALUE
+                                                             : SLOW_DISCONNECT;
     const char *list = hs->cfg->slow_consumer_groups;
     if (!*list) return;
     hs->slow_rules = rh_calloc(SLOW_RULES_MAX, sizeof(*hs->slow_rules));
@@ -1232,7 +1272,9 @@ static void slow_rules_parse(struct hub_shard *hs)
         size_t pattern_len = (size_t)(eq - p);
         if (pattern_len > RH_GROUP_NAME_MAX) pattern_len = RH_GROUP_NAME_MAX;
         memcpy(rule->pattern, p, pattern_len);
-        rule->policy = strncmp(eq + 1, "drop-oldest", 11) == 0 ? SLOW_DROP_OLDEST : SLOW_DISCONNECT;
+        rule->policy = strncmp(eq + 1, "drop-oldest", 11) == 0    ? SLOW_DROP_OLDEST
+                       : strncmp(eq + 1, "latest-value", 12) == 0 ? SLOW_LATEST_VALUE
+                                                                  : SLOW_DISCONNECT;
         p += len + (p[len] == ',');
     }
 }
@@ -1290,6 +1332,10 @@ static void groups_deliver(void *ctx, const struct rh_group_key *key, const stru
     struct fanout f = {.policy =
                            (uint8_t)(key->kind == RH_GROUP_NAMED ? slow_policy_of(hs, key->name)
                                                                  : hs->slow_default)};
+    if (f.policy == SLOW_LATEST_VALUE) /* one tag per group: what conflation matches on */
+        f.tag = (uint32_t)(rh_hash(key->name.ptr, key->name.len) ^
+                           rh_hash(key->hub.ptr, key->hub.len)) |
+                1;
     if (!send_all_unpack(msg, &f.m)) return;
     struct rh_list *node;
     rh_list_for_each(node, members) {
@@ -1349,8 +1395,8 @@ static void fanout_to(struct fanout *f, struct rh_hub_session *h)
     if (f->m.excluded_count && is_excluded(&f->m, session_route(h))) return;
     struct rh_buf *frame = fanout_frame(f, h->codec, (enum framing)framing_of[h->transport]);
     if (!frame) return;
-    if (!has_room(h, frame->len, (enum slow_policy)f->policy)) return;
     if (!f->now_ms) f->now_ms = rh_clock_now_ms();
+    if (!has_room(h, frame->len, (enum slow_policy)f->policy, f->tag)) return;
     h->last_tx_ms = f->now_ms;
     session_write(h, frame);
 }
@@ -1373,6 +1419,7 @@ static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, en
         else if (raw)
             frame = rh_sse_data_event_new(rh_span_make(raw->data, raw->len));
     }
+    if (frame) frame->tag = f->tag;
     f->frames[codec][fr] = frame;
     f->is_unconvertible[codec][fr] = !frame; /* logged where it was found, once */
     return frame;
@@ -1660,7 +1707,7 @@ static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
     if (!frame) return; /* a feed answers nobody */
     /* Replies cannot be dropped: a client that does not read them is closed. A goodbye always
      * goes (the session is ending then). */
-    if (!h->is_ending && !has_room(h, frame->len, SLOW_DISCONNECT)) {
+    if (!h->is_ending && !has_room(h, frame->len, SLOW_DISCONNECT, 0)) {
         rh_buf_unref(frame);
         return;
     }

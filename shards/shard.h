@@ -163,6 +163,10 @@ uint32_t rh_conn_queued_bytes(const struct rh_conn *c);
  * holds is left; returns the bytes dropped. For a reader that cannot keep up, whose oldest
  * messages are worth least: each buffer must hold whole messages (frames, events). */
 uint32_t rh_conn_drop_queued(struct rh_conn *c, uint32_t bytes);
+/* Drops every queued buffer tagged @tag (struct rh_buf) that no send in flight holds, keeping
+ * the order of the rest; returns the bytes dropped. Conflation: the newest of a stream is
+ * then queued behind what else waits. */
+uint32_t rh_conn_drop_tagged(struct rh_conn *c, uint32_t tag);
 /* Copies @len bytes into a new buffer and queues it. Same returns as rh_conn_send. */
 int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len);
 /* Moves @c, with its socket, to shard @dst_idx: what it queued is still sent from here, input
