@@ -32,8 +32,9 @@ struct rh_buf *rh_sse_named_event_new(struct rh_span name, struct rh_span data);
 /* Whether @name can be an event type: 1 to 255 bytes, no CR, LF or NUL. */
 bool rh_sse_is_event_name(struct rh_span name);
 
-/* Writes "id: <epoch>-<seq>\n" into @out (RH_SSE_EVENT_ID_MAX + 6 bytes at least) and returns
- * its length. The id text alone is rh_sse_format_id's. */
+/* Writes "id: <epoch>-<seq>\n" into @out (RH_SSE_EVENT_ID_MAX + 6 bytes at least, a NUL
+ * included) and returns its length. rh_sse_format_id writes the id text alone (into
+ * RH_SSE_EVENT_ID_MAX + 1 bytes at least: it ends with a NUL too). */
 uint32_t rh_sse_write_id(char *out, uint32_t epoch, uint64_t seq);
 uint32_t rh_sse_format_id(char *out, uint32_t epoch, uint64_t seq);
 
