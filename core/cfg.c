@@ -134,6 +134,9 @@ static const struct opt opts[] = {
         "hub messages a connection may send above the rate before it is closed"),
     U32("send-queue-max", send_queue_max, 4096, 1073741824, "262144",
         "bytes that may wait to be sent to one connection; then --slow-consumer decides"),
+    U32("max-conns-per-ip", max_conns_per_ip, 0, 10000000, "0",
+        "connections one client address may hold at once; 0 = no limit (behind a proxy every "
+        "client has the proxy's address)"),
     U32("socket-send-buffer", socket_send_buffer, 0, 16777216, "0",
         "SO_SNDBUF of each connection (the kernel doubles it); 0 leaves it to autotuning"),
     STR("slow-consumer", slow_consumer, check_policy, "disconnect",

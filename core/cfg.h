@@ -61,6 +61,7 @@ struct rh_cfg {
     uint32_t message_rate;          /* --message-rate: hub messages per second per connection */
     uint32_t message_burst;         /* --message-burst: above the rate, before the close */
     uint32_t send_queue_max;        /* --send-queue-max: bytes waiting for one connection */
+    uint32_t max_conns_per_ip;      /* --max-conns-per-ip: 0 = no limit */
     uint32_t socket_send_buffer;    /* --socket-send-buffer: SO_SNDBUF; 0 = the kernel's */
     char *slow_consumer;            /* --slow-consumer: disconnect or drop-oldest; owned */
     char *slow_consumer_groups;     /* --slow-consumer-groups: pattern=policy,...; owned */

@@ -23,6 +23,7 @@
 #include "core/alloc.h"
 #include "core/assert.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define CONN_CHUNK_SHIFT 10
@@ -48,6 +49,7 @@ static bool conn_is_reading(const struct rh_conn *c);
 static void conn_op_started(struct rh_conn *c);
 static void conn_op_finished(struct rh_conn *c);
 static void conn_free(struct rh_shard *s, struct rh_conn *c);
+static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot);
 
 void rh_conn_table_init(struct rh_shard *s)
 {
@@ -81,8 +83,15 @@ void rh_conn_table_free(struct rh_shard *s)
 
 void rh_conn_accepted(struct rh_shard *s, int fd)
 {
+    uint32_t ip_slot = 0;
+    if (s->rt->ip_conns && !conn_count_address(s, fd, &ip_slot)) return;
     struct rh_conn *c = conn_setup(s, fd);
-    if (!c) return;
+    if (!c) {
+        if (ip_slot)
+            atomic_fetch_sub_explicit(&s->rt->ip_conns[ip_slot - 1], 1, memory_order_relaxed);
+        return;
+    }
+    c->ip_slot = ip_slot;
     rh_stat_add(&s->stats.conns_accepted, 1);
     s->rt->handler->conn_open(c);
 }
@@ -97,8 +106,15 @@ void rh_conn_adopt(struct rh_shard *s, struct rh_blob *b)
     const uint8_t *input = app + app_len;
     uint32_t input_len = b->len - (uint32_t)sizeof(app_len) - app_len;
 
-    struct rh_conn *c = conn_setup(s, (int)b->arg);
-    if (!c) return;
+    /* The socket, and its address's count, which moves with it (conn_handoff_maybe). */
+    struct rh_conn *c = conn_setup(s, (int)(uint32_t)b->arg);
+    uint32_t ip_slot = (uint32_t)(b->arg >> 32);
+    if (!c) {
+        if (ip_slot)
+            atomic_fetch_sub_explicit(&s->rt->ip_conns[ip_slot - 1], 1, memory_order_relaxed);
+        return;
+    }
+    c->ip_slot = ip_slot;
     const struct rh_conn_handler *h = s->rt->handler;
     if (h->conn_adopt)
         h->conn_adopt(c, app, app_len);
@@ -650,6 +666,9 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     rh_list_unlink(&c->link);
     conn_unfix(c);
     if (c->fd != -1) close(c->fd); /* -1: the socket moved to another shard */
+    if (c->ip_slot)
+        atomic_fetch_sub_explicit(&s->rt->ip_conns[c->ip_slot - 1], 1, memory_order_relaxed);
+    c->ip_slot = 0;
     struct rh_buf *queued;
     while ((queued = rh_fifo_pop(&c->q)))
         rh_buf_unref(queued);
@@ -686,8 +705,9 @@ static void conn_handoff_maybe(struct rh_conn *c)
     if (c->partial_len) memcpy(b->data + sizeof(app_len) + app_len, c->partial, c->partial_len);
     rh_blob_unref(app);
     conn_unfix(c);
-    b->arg = (uint64_t)c->fd;
+    b->arg = (uint64_t)(uint32_t)c->fd | (uint64_t)c->ip_slot << 32;
     c->fd = -1;
+    c->ip_slot = 0; /* counted where it goes */
     rh_shard_post(s, c->handoff_dst, b);
 
     rh_stat_sub(&s->stats.conns_live, 1);
@@ -732,4 +752,37 @@ static void linger_expired(struct rh_timer *t)
         }
         conn_close_now(c); /* unlinks it */
     }
+}
+
+/* --max-conns-per-ip: counts the new connection @fd against its client's address, or refuses
+ * it (a 503 it may read, then the close) when the address has as many as allowed. */
+static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getpeername(fd, (struct sockaddr *)&addr, &len) != 0) return true; /* uncounted */
+    const void *bytes = &((struct sockaddr_in *)&addr)->sin_addr;
+    size_t bytes_len = 4;
+    if (addr.ss_family == AF_INET6) {
+        bytes = &((struct sockaddr_in6 *)&addr)->sin6_addr;
+        bytes_len = 16;
+    }
+    uint32_t slot = (uint32_t)(rh_hash(bytes, bytes_len) & (RH_IP_SLOTS - 1));
+    _Atomic uint32_t *count = &s->rt->ip_conns[slot];
+    if (atomic_fetch_add_explicit(count, 1, memory_order_relaxed) >= s->rt->cfg->max_conns_per_ip) {
+        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+        static const char refusal[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain"
+                                      "\r\nContent-Length: 43\r\nConnection: close\r\n\r\n"
+                                      "too many connections from this address now\n";
+        ssize_t ignored = send(fd, refusal, sizeof(refusal) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)ignored;
+        close(fd);
+        rh_stat_add(&s->stats.conns_rejected, 1);
+        rh_log_limited(RH_LOG_WARN, "conn",
+                       "connection refused: its address has %u connections (--max-conns-per-ip)",
+                       s->rt->cfg->max_conns_per_ip);
+        return false;
+    }
+    *ip_slot = slot + 1;
+    return true;
 }

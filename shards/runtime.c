@@ -251,6 +251,7 @@ static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_coun
     uint32_t n = rt->shard_count;
     uint32_t conns_max = conns_max_for_fd_limit(cfg);
     rt->shards = rh_calloc(n, sizeof(*rt->shards));
+    if (cfg->max_conns_per_ip) rt->ip_conns = rh_calloc(RH_IP_SLOTS, sizeof(*rt->ip_conns));
     for (uint32_t i = 0; i < n; i++) {
         struct rh_shard *s = rh_alloc_aligned(64, sizeof(*s));
         memset(s, 0, sizeof(*s));
@@ -322,6 +323,8 @@ static void free_shards(struct rh_runtime *rt)
     }
     rh_free(rt->shards);
     rt->shards = NULL;
+    rh_free((void *)rt->ip_conns);
+    rt->ip_conns = NULL;
 }
 
 static uint32_t conns_max_for_fd_limit(const struct rh_cfg *cfg)

@@ -81,6 +81,7 @@ struct rh_conn {
     uint32_t gen;
     uint32_t q_head_sent;      /* bytes of the oldest queued buffer (q) already sent */
     uint32_t q_bytes;          /* bytes queued (q) and not sent yet */
+    uint32_t ip_slot;          /* 1 + its client address's counter (runtime ip_conns); 0: none */
     uint8_t state;             /* enum rh_conn_state */
     bool recv_armed;           /* a receive is submitted and not finished */
     bool starved;              /* its multishot recv ended on -ENOBUFS; on shard->starved */
@@ -173,7 +174,13 @@ struct rh_runtime {
     _Atomic bool start_failed;
     _Atomic bool stop_requested;
     _Atomic uint32_t shards_drained; /* stopping shards whose draining blobs are all posted */
+    /* --max-conns-per-ip: connections per client address, counted in RH_IP_SLOTS counters
+     * indexed by a keyed hash of the address (shared by the shards: an atomic add at accept
+     * and close; two addresses may share a counter, rarely). NULL without the limit. */
+    _Atomic uint32_t *ip_conns;
 };
+
+#define RH_IP_SLOTS 65536
 
 /* Debug builds check that an object is touched only on its shard's thread. */
 #define RH_ASSERT_OWNED(obj) RH_DEBUG_ASSERT((obj)->shard == rh_shard_self())

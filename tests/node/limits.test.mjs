@@ -111,3 +111,27 @@ test('--handshake-timeout-ms: a WebSocket that never sends the hub handshake is 
   assert.equal(code, 1000);
   assert.match(messages.join(''), /Handshake was canceled/);
 });
+
+test('--max-conns-per-ip: connections beyond it from one address get 503; a closed one frees its place', async () => {
+  const s = await server(['--max-conns-per-ip', '3']);
+  const { default: WebSocket } = await import('ws');
+  const open = () =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${s.port}/hubs/chat`);
+      ws.on('open', () => resolve({ ws, status: 101 }));
+      ws.on('unexpected-response', (req, res) => resolve({ ws, status: res.statusCode }));
+      ws.on('error', () => resolve({ ws, status: 'error' }));
+    });
+  const held = [await open(), await open(), await open()];
+  assert.deepEqual(held.map((h) => h.status), [101, 101, 101]);
+  const refused = await open();
+  assert.equal(refused.status, 503);
+  // Plain requests from the address count too.
+  assert.match(await rawRequest(s.port, 'GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n'), /^HTTP\/1\.1 503 /);
+  held[0].ws.close();
+  await new Promise((r) => held[0].ws.on('close', r));
+  await new Promise((r) => setTimeout(r, 100));
+  const again = await open();
+  assert.equal(again.status, 101);
+  for (const h of [held[1], held[2], again]) h.ws.close();
+});
