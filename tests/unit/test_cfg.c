@@ -407,9 +407,9 @@ static void test_parse_args(void)
     rh_cfg_validate(&cfg);
 
     /* Called again on the same struct: getopt starts over. A unique prefix is accepted. */
-    CHECK_EQ(PARSE(&cfg, err, "--io-oldest=off", "--max-c=70"), 0);
+    CHECK_EQ(PARSE(&cfg, err, "--io-oldest=off", "--backl=70"), 0);
     CHECK_EQ(cfg.io_oldest, false);
-    CHECK_EQ(cfg.max_conns, 70);
+    CHECK_EQ(cfg.backlog, 70);
     rh_cfg_free(&cfg);
 
     /* Flags win over the file whichever comes first on the command line. */
