@@ -136,6 +136,16 @@ struct slow_rule {
     uint8_t policy;
 };
 
+/* What the limits did on a shard: each a counter, reported at stop (and by /metrics, later). */
+struct limit_counts {
+    uint64_t closed_rate;      /* --message-rate */
+    uint64_t closed_too_large; /* --max-message-size */
+    uint64_t closed_handshake; /* --handshake-timeout-ms */
+    uint64_t closed_slow;      /* --slow-consumer disconnect */
+    uint64_t dropped_bytes;    /* --slow-consumer drop-oldest and latest-value */
+    uint64_t refused_joins;    /* --max-groups-per-connection */
+};
+
 /* The groups the API put a user in, kept by the shard that owns the user: its connections
  * join them now (on whatever shard) and when they come later. */
 struct user_groups {
@@ -164,7 +174,7 @@ struct hub_shard {
     uint8_t slow_default;        /* enum slow_policy */
     uint32_t slow_rule_count;
     struct slow_rule *slow_rules;
-    uint64_t slow_closed, slow_dropped_bytes; /* counted for the stop log (metrics: issue 7) */
+    struct limit_counts counts;
     const struct rh_cfg *cfg;
 };
 
@@ -379,10 +389,16 @@ void rh_hub_shard_stop(struct rh_shard *s)
     for (struct user_groups *ug; (ug = rh_table_next(&hs->user_groups, &cursor));)
         user_groups_free(ug);
     rh_table_free(&hs->user_groups);
-    if (hs->slow_closed || hs->slow_dropped_bytes)
-        rh_log_info("hub", "slow consumers: %llu closed, %llu bytes dropped",
-                    (unsigned long long)hs->slow_closed,
-                    (unsigned long long)hs->slow_dropped_bytes);
+    const struct limit_counts *n = &hs->counts;
+    if (n->closed_rate || n->closed_too_large || n->closed_handshake || n->closed_slow ||
+        n->dropped_bytes || n->refused_joins)
+        rh_log_info("hub",
+                    "limits: closed %llu over the message rate, %llu for a message too large, "
+                    "%llu without a handshake, %llu slow consumers; %llu bytes dropped for slow "
+                    "consumers; %llu joins over the group limit",
+                    (unsigned long long)n->closed_rate, (unsigned long long)n->closed_too_large,
+                    (unsigned long long)n->closed_handshake, (unsigned long long)n->closed_slow,
+                    (unsigned long long)n->dropped_bytes, (unsigned long long)n->refused_joins);
     rh_free(hs->slow_rules);
     rh_timer_cancel(&hs->sweep);
     rh_groups_free(hs->groups);
@@ -876,6 +892,7 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
         if (n == -EAGAIN) break;
         if (n < 0) {
             char error[256];
+            if (n == -EMSGSIZE) shard_hubs()->counts.closed_too_large++;
             if (n == -EMSGSIZE)
                 snprintf(error, sizeof(error),
                          "Connection closed with an error. InvalidDataException: The maximum "
@@ -892,6 +909,7 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
         if (!h->rate_tokens) {
             /* Over the rate for longer than the burst allows: not a client to keep serving. */
             char error[200];
+            shard_hubs()->counts.closed_rate++;
             snprintf(error, sizeof(error),
                      "Connection closed with an error. HubException: more than %u messages per "
                      "second (--message-rate), beyond a burst of %u.",
@@ -1079,6 +1097,7 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
     if (!is_allowed(h, msg, "JoinGroup", "ringhub.joinLeaveGroup", key.name)) return;
     if (h->group_count >= shard_hubs()->cfg->max_groups_per_conn) {
+        hs->counts.refused_joins++;
         char error[160];
         snprintf(error, sizeof(error),
                  "An unexpected error occurred invoking 'JoinGroup' on the server. "
@@ -1169,7 +1188,7 @@ static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy po
         if (queued <= cap / 16) h->is_behind = false;
         if (h->is_behind) {
             uint32_t dropped = conflate(h, tag);
-            hs->slow_dropped_bytes += dropped;
+            hs->counts.dropped_bytes += dropped;
             queued -= dropped;
         }
     }
@@ -1188,7 +1207,7 @@ static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy po
         } else {
             dropped = rh_conn_drop_queued(h->conn, (uint32_t)((uint64_t)queued + len - cap));
         }
-        hs->slow_dropped_bytes += dropped;
+        hs->counts.dropped_bytes += dropped;
         return (uint64_t)queued - dropped + len <= cap;
     }
     slow_consumer_close(h);
@@ -1227,7 +1246,7 @@ static void slow_consumer_close(struct rh_hub_session *h)
              "Connection closed with an error. The client did not keep up: %u bytes were "
              "waiting to be sent to it (--send-queue-max).",
              hs->cfg->send_queue_max);
-    hs->slow_closed++;
+    hs->counts.closed_slow++;
     if (h->transport == TRANSPORT_LP) { /* what waits for the poll goes; the Close takes it */
         for (uint32_t i = 0; i < h->lp->out_count; i++)
             rh_buf_unref(h->lp->out[i]);
@@ -1830,6 +1849,7 @@ static void tick_fired(struct rh_timer *t)
     if (h->state != SESSION_READY) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
+        shard_hubs()->counts.closed_handshake++;
         end_with_error(h, error);
         session_finish(h); /* outside the parser: close now */
         return;
@@ -2098,6 +2118,7 @@ static void lp_tick(struct rh_hub_session *h)
         now_ms >= lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
+        shard_hubs()->counts.closed_handshake++;
         end_with_error(h, error);
         lp->is_answer_due = true;
     }
