@@ -109,6 +109,9 @@ static bool authorize_hub(struct front_conn *f, const struct rh_http_request *re
                           struct rh_span hub, struct rh_jwt *jwt);
 static void route_api(struct front_conn *f, const struct rh_http_request *req);
 static void send_api(struct front_conn *f);
+static void start_waiting(struct front_conn *f, struct waiting *w,
+                          const struct rh_http_request *req, bool wants_body);
+static bool is_send_op(enum rh_rest_op op);
 static void reply_api_error(struct front_conn *f, int status, const char *message);
 static bool identify(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
                      char user[RH_GROUP_NAME_MAX], char roles[RH_HUB_ROLES_MAX],
@@ -588,16 +591,23 @@ static void route_transport(struct front_conn *f, const struct rh_http_request *
     }
     memcpy(w->hub, hub.ptr, hub.len);
     memcpy(w->token, token, token_len);
-    if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
-    w->origin_len = f->origin.len;
-    w->keep_alive = req->keep_alive;
     w->req.op = op;
     w->req.reply_to = rh_conn_id(f->conn);
     w->req.hub = rh_span_make(w->hub, hub.len);
     w->req.token = rh_span_make(w->token, (uint32_t)token_len);
+    start_waiting(f, w, req, op == RH_HUB_OP_POST);
+}
+
+/* @w becomes the request @f waits on: its body is read first when @wants_body (replacing the
+ * skip handle_head chose), then it is sent. */
+static void start_waiting(struct front_conn *f, struct waiting *w,
+                          const struct rh_http_request *req, bool wants_body)
+{
+    if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
+    w->origin_len = f->origin.len;
+    w->keep_alive = req->keep_alive;
     f->waiting = w;
-    if (op == RH_HUB_OP_POST && (req->content_length || req->chunked)) {
-        /* The body replaces the skip handle_head chose: it is read, then sent. */
+    if (wants_body && (req->content_length || req->chunked)) {
         w->body = rh_buf_new(req->chunked ? 1024 : (uint32_t)req->content_length);
         f->state = req->chunked ? FRONT_BODY_CHUNKED : FRONT_BODY_LENGTH;
         f->body_left = req->content_length;
@@ -724,20 +734,13 @@ static void route_api(struct front_conn *f, const struct rh_http_request *req)
         api->reason_len = 0;
     struct waiting *w = rh_calloc(1, sizeof(*w));
     w->api = api;
-    w->keep_alive = req->keep_alive;
-    if (f->origin.len) memcpy(w->origin, f->origin.ptr, f->origin.len);
-    w->origin_len = f->origin.len;
-    f->waiting = w;
-    bool is_send = api->route.op == RH_REST_SEND_ALL || api->route.op == RH_REST_SEND_USER ||
-                   api->route.op == RH_REST_SEND_GROUP || api->route.op == RH_REST_SEND_CONNECTION;
-    if (is_send && (req->content_length || req->chunked)) {
-        w->body = rh_buf_new(req->chunked ? 1024 : (uint32_t)req->content_length);
-        f->state = req->chunked ? FRONT_BODY_CHUNKED : FRONT_BODY_LENGTH;
-        f->body_left = req->content_length;
-        return;
-    }
-    f->state = FRONT_HEAD;
-    send_request(f);
+    start_waiting(f, w, req, is_send_op(api->route.op));
+}
+
+static bool is_send_op(enum rh_rest_op op)
+{
+    return op == RH_REST_SEND_ALL || op == RH_REST_SEND_USER || op == RH_REST_SEND_GROUP ||
+           op == RH_REST_SEND_CONNECTION;
 }
 
 /* Sends the API request f->waiting holds to the hub, or answers it at once. */
@@ -753,8 +756,7 @@ static void send_api(struct front_conn *f)
     };
     for (uint32_t i = 0; i < api->excluded_count; i++)
         req.excluded[i] = rh_span_make(api->excluded[i], api->excluded_lens[i]);
-    bool is_send = api->route.op == RH_REST_SEND_ALL || api->route.op == RH_REST_SEND_USER ||
-                   api->route.op == RH_REST_SEND_GROUP || api->route.op == RH_REST_SEND_CONNECTION;
+    bool is_send = is_send_op(api->route.op);
     char target[RH_REST_HUB_MAX + 1];
     uint32_t target_len;
     struct rh_shard *s = rh_conn_shard(f->conn);
