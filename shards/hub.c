@@ -271,6 +271,7 @@ static struct hub_name *hub_name_get(struct hub_shard *hs, struct rh_span name);
 static void hub_name_put(struct hub_shard *hs, struct hub_name *name);
 static struct rh_span hub_span(const struct rh_hub_session *h);
 static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
+static void send_all_received(struct hub_shard *hs, struct rh_blob *b);
 static uint32_t link_alloc(struct hub_shard *hs);
 static void link_free(struct hub_shard *hs, uint32_t slot);
 static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
@@ -428,37 +429,42 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
 {
     struct hub_shard *hs = rh_shard_app(s);
     if (rh_groups_blob(hs->groups, b)) return;
-    if (b->kind == BLOB_SEND_TO_CONN) {
+    struct rh_hub_request req;
+    switch (b->kind) {
+    case BLOB_SEND_ALL:
+        send_all_received(hs, b);
+        return;
+    case BLOB_SEND_TO_CONN:
         deliver_to_connection(hs, b);
         return;
-    }
-    if (b->kind == BLOB_REQUEST) {
-        struct rh_hub_request req;
+    case BLOB_REQUEST:
         if (request_unpack(rh_span_make(b->data, b->len), &req)) transport_request(hs, &req);
         return;
-    }
-    if (b->kind == BLOB_ANSWER) {
+    case BLOB_ANSWER:
         answer_blob_received(hs, b);
         return;
-    }
-    if (b->kind == BLOB_API_CONN) {
+    case BLOB_API_CONN:
         api_conn_received(hs, b);
         return;
-    }
-    if (b->kind == BLOB_API_QUERY) {
+    case BLOB_API_QUERY:
         api_query_received(hs, b);
         return;
-    }
-    if (b->kind == BLOB_USER_GROUPS) {
+    case BLOB_USER_GROUPS:
         user_groups_received(hs, b);
         return;
-    }
-    if (b->kind == BLOB_APPLY_GROUPS) {
+    case BLOB_APPLY_GROUPS:
         apply_groups_received(hs, b);
         return;
+    default:
+        rh_log_limited(RH_LOG_ERROR, "hub", "unknown blob kind %u", b->kind);
     }
+}
+
+/* SendToAll: every session of the hub on this shard. */
+static void send_all_received(struct hub_shard *hs, struct rh_blob *b)
+{
     struct fanout f = {.policy = hs->slow_default};
-    if (b->kind != BLOB_SEND_ALL || !send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
+    if (!send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
     const struct hub_name *hub = hub_name_find(hs, f.m.hub);
     if (!hub) return; /* no session of that hub on this shard */
     struct rh_list *node;
