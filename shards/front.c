@@ -758,7 +758,7 @@ static void send_api(struct front_conn *f)
         req.excluded[i] = rh_span_make(api->excluded[i], api->excluded_lens[i]);
     bool is_send = is_send_op(api->route.op);
     char target[RH_REST_HUB_MAX + 1];
-    uint32_t target_len;
+    uint32_t target_len = 0;
     struct rh_shard *s = rh_conn_shard(f->conn);
     f->state = FRONT_WAITING;
     const char *reason = NULL;

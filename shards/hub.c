@@ -1786,10 +1786,12 @@ static void end_session(struct rh_hub_session *h, const char *error, bool allow_
         rh_hub_json_write_close(&out, text, allow_reconnect);
     else
         rh_hub_msgpack_write_close(&out, text, allow_reconnect);
+    /* Ending first: the goodbye goes even past a full send queue (send_hub's cap check would
+     * otherwise end the session again, and again). */
+    h->is_ending = true;
     send_hub(h, out);
     if (h->transport == TRANSPORT_WS)
         send_ws_close(h, allow_reconnect ? RH_WS_CLOSE_GOING_AWAY : RH_WS_CLOSE_NORMAL);
-    h->is_ending = true;
 }
 
 /* An ending session goes: with a stream, its connection closes once what it queued is sent
