@@ -113,6 +113,8 @@ static void start_waiting(struct front_conn *f, struct waiting *w,
                           const struct rh_http_request *req, bool wants_body);
 static bool is_send_op(enum rh_rest_op op);
 static void reply_api_error(struct front_conn *f, int status, const char *message);
+static bool is_api_request_line(const uint8_t *data, size_t len);
+static void reply_framing_error(struct front_conn *f, int status, const char *reason, bool is_api);
 static bool identify(struct front_conn *f, const struct rh_http_request *req, struct rh_span hub,
                      char user[RH_GROUP_NAME_MAX], char roles[RH_HUB_ROLES_MAX],
                      struct rh_hub_identity *who);
@@ -232,7 +234,7 @@ static ssize_t handle_head(struct front_conn *f, const uint8_t *data, size_t len
     if (n < 0) {
         rh_log_limited(RH_LOG_INFO, "http", "connection %llx: bad request: %s",
                        (unsigned long long)rh_conn_id(f->conn), reason ? reason : "?");
-        reply_error(f, rh_http_error_status(n), reason);
+        reply_framing_error(f, rh_http_error_status(n), reason, is_api_request_line(data, len));
         return n;
     }
 
@@ -633,7 +635,7 @@ static ssize_t read_body(struct front_conn *f, const uint8_t *data, size_t len)
     const char *reason = NULL;
     ssize_t n = rh_http_chunked_decode(&f->chunked, data, len, out, sizeof(out), &out_len, &reason);
     if (n < 0) {
-        reply_error(f, rh_http_error_status(n), reason);
+        reply_framing_error(f, rh_http_error_status(n), reason, w->api != NULL);
         return n;
     }
     if (out_len) rh_buf_append(&w->body, out, (uint32_t)out_len);
@@ -789,11 +791,36 @@ static void reply_api_error(struct front_conn *f, int status, const char *messag
     char body[300];
     const char *code = status == 404   ? "Error.NotFound"
                        : status == 405 ? "Error.MethodNotAllowed"
+                       : status == 413 ? "Error.PayloadTooLarge"
                        : status == 501 ? "Error.NotImplemented"
                                        : "Error.BadRequest";
     snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", code,
              message ? message : "bad request");
     reply(f, status, "application/json", body, NULL, 0);
+}
+
+/* A request the parser refused: its status, in the API's JSON for an API request, then the
+ * close, since nothing after a framing error on the connection can be trusted. */
+static void reply_framing_error(struct front_conn *f, int status, const char *reason, bool is_api)
+{
+    if (!is_api) {
+        reply_error(f, status, reason);
+        return;
+    }
+    reply_api_error(f, status, reason);
+    rh_conn_close(f->conn, RH_CLOSE_AFTER_FLUSH);
+}
+
+/* Whether the request line at @data names an API path: for the requests the parser refuses
+ * (a body over its limit), whose answer should still be the API's JSON. */
+static bool is_api_request_line(const uint8_t *data, size_t len)
+{
+    const uint8_t *space = memchr(data, ' ', len < 16 ? len : 16);
+    if (!space) return false;
+    size_t at = (size_t)(space + 1 - data);
+    const uint8_t *end = memchr(space + 1, ' ', len - at);
+    if (!end) return false;
+    return rh_rest_is_api_path(rh_span_make(space + 1, (uint32_t)(end - space - 1)));
 }
 
 /* GET /api/events/{user}[?hub=]: the plain EventSource stream of a user, served on the shard

@@ -56,7 +56,9 @@ int rh_rest_route(enum rh_http_method method, struct rh_span path, struct rh_spa
             return 400;
         }
     }
-    return match(method, &s, is_v1, out, reason);
+    int status = match(method, &s, is_v1, out, reason);
+    if (status == 405) *reason = "this path does not take that method";
+    return status;
 }
 
 int rh_rest_excluded(struct rh_span query, char ids[][RH_REST_ID_MAX + 1], uint32_t lens[])
@@ -202,7 +204,6 @@ static int match(enum rh_http_method method, const struct segments *s, bool is_v
     out->is_v1 = is_v1;
     if (s->count == 1 && is(s, 0, "health")) {
         out->op = RH_REST_HEALTH;
-        *reason = "this path takes GET or HEAD";
         return is_get ? 0 : 405;
     }
     if (s->count < 2 || !is(s, 0, "hubs")) return 404;
