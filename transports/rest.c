@@ -255,6 +255,7 @@ static int match(enum rh_http_method method, const struct segments *s, bool is_v
                 memcpy(out->user, out->name, out->name_len + 1);
                 out->user_len = out->name_len;
                 out->name_len = 0;
+                out->name[0] = '\0';
                 if (!rh_span_eq_str(r[2], "groups")) return 404;
             }
             if (n == 3) {
