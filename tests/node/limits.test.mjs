@@ -135,3 +135,52 @@ test('--max-conns-per-ip: connections beyond it from one address get 503; a clos
   assert.equal(again.status, 101);
   for (const h of [held[1], held[2], again]) h.ws.close();
 });
+
+test('--max-conns: connections beyond the limit are refused at accept; others are served', async () => {
+  const s = await server(['--max-conns', '4']);
+  const sockets = [];
+  let served = 0;
+  for (let i = 0; i < 12; i++) {
+    const socket = net.connect(s.port, '127.0.0.1');
+    sockets.push(socket);
+    const answer = await new Promise((resolve) => {
+      let got = '';
+      socket.on('data', (d) => {
+        got += d;
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', () => {});
+      socket.on('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n'));
+    });
+    if (/^HTTP\/1\.1 200 /.test(answer)) served++;
+  }
+  // Two shards hold two each; the kernel spreads connections over them unevenly.
+  assert.ok(served >= 2 && served <= 4, `${served} of 12 held connections were served`);
+  for (const socket of sockets) socket.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  assert.match(await rawRequest(s.port, 'GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 /);
+});
+
+test('--send-queue-max for long polling: a connection that stops polling is closed once its waiting output passes the cap', async () => {
+  const s = await server(['--send-queue-max', '65536']);
+  const url = s.url('chat');
+  const n = await (await fetch(`${url}/negotiate?negotiateVersion=1`, { method: 'POST' })).json();
+  const lp = `${url}?id=${n.connectionToken}`;
+  assert.equal((await fetch(lp)).status, 200); // the first poll
+  const post = (body) => fetch(lp, { method: 'POST', body }).then((r) => r.status);
+  assert.equal(await post(`{"protocol":"json","version":1}\x1e`), 200);
+  assert.equal(await post(`{"type":1,"invocationId":"1","target":"JoinGroup","arguments":["g"]}\x1e`), 200);
+  // The handshake reply and the completion wait for the next poll; it does not come.
+  const sender = new signalR.HubConnectionBuilder().withUrl(url).configureLogging(signalR.LogLevel.None).build();
+  await sender.start();
+  for (let i = 0; i < 40; i++) await sender.invoke('SendToGroup', 'g', 'm', i, 'x'.repeat(4000));
+  await sender.stop();
+  // Now it polls: the waiting output was dropped for the Close, which says why; then 204.
+  const answer = await fetch(lp);
+  assert.equal(answer.status, 200);
+  const text = await answer.text();
+  assert.match(text, /did not keep up/);
+  assert.ok(text.length < 65536, `${text.length} bytes came with the Close`);
+  assert.equal((await fetch(lp)).status, 204);
+});
