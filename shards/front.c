@@ -495,8 +495,11 @@ static bool authorize(struct front_conn *f, const struct rh_http_request *req, c
         const char *aud_list[4];
         size_t aud_count = 0;
         if (host && host->len <= 255) {
-            const uint8_t *colon = memchr(host->ptr, ':', host->len);
-            int bare_len = colon && host->ptr[0] != '[' ? (int)(colon - host->ptr) : (int)host->len;
+            /* The host without its port: after the ']' of an IPv6 literal, else the ':'. */
+            const uint8_t *bracket = host->ptr[0] == '[' ? memchr(host->ptr, ']', host->len) : NULL;
+            const uint8_t *from = bracket ? bracket : host->ptr;
+            const uint8_t *colon = memchr(from, ':', host->len - (size_t)(from - host->ptr));
+            int bare_len = colon ? (int)(colon - host->ptr) : (int)host->len;
             for (int scheme = 0; scheme < 2; scheme++)
                 for (int port = 0; port < 2; port++) {
                     snprintf(auds[aud_count], sizeof(auds[0]), "%s://%.*s%s",

@@ -35,6 +35,7 @@
 
 #include "shards/groups.h"
 #include "shards/shard.h"
+#include "transports/jwt.h"
 #include "transports/rest.h"
 #include "transports/span.h"
 
@@ -64,7 +65,8 @@ struct rh_hub_identity {
     bool is_open;
 };
 
-#define RH_HUB_ROLES_MAX 2048
+/* Every role a token can hold (transports/jwt.h: their text, and a line end each). */
+#define RH_HUB_ROLES_MAX (RH_JWT_ROLE_TEXT_MAX + RH_JWT_ROLES_MAX)
 
 struct rh_hub_request {
     enum rh_hub_op op;
