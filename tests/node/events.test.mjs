@@ -22,6 +22,7 @@ import EventSource from 'eventsource';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
+import { until } from './helpers.mjs';
 
 let server;
 
@@ -34,14 +35,6 @@ after(async () => {
   await Promise.all([...senders.values()].map(async (c) => (await c).stop()));
   assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
 });
-
-async function until(condition, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -17,6 +17,7 @@ import os from 'node:os';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
+import { OwnSocketHttpClient, until } from './helpers.mjs';
 
 const shardsArg = /--shards[= ](\d+)/.exec(process.env.RINGHUB_ARGS ?? '');
 const SHARDS = shardsArg && Number(shardsArg[1]) > 0 ? Number(shardsArg[1]) : os.availableParallelism();
@@ -33,14 +34,7 @@ after(async () => {
 });
 
 // The client's fetch keeps one keep-alive socket per origin, so every negotiate would reach the
-// same shard. With `Connection: close` each negotiate goes on a TCP connection of its own and
-// the kernel's SO_REUSEPORT hash spreads them (and so the hub connections) over the shards.
-class OwnSocketHttpClient extends signalR.DefaultHttpClient {
-  send(request) {
-    return super.send({ ...request, headers: { ...request.headers, Connection: 'close' } });
-  }
-}
-
+// same shard: 'spread' clients use OwnSocketHttpClient (helpers.mjs) instead.
 const TARGETS = ['msg', 'marker'];
 
 // One official client and what it received: inbox holds {target, args} in arrival order.
@@ -135,14 +129,6 @@ async function spread(t, options, { perShard = 2, atLeast = 0 } = {}) {
 function protocolOf(mode, i) {
   if (mode !== 'mixed') return mode;
   return i % 2 ? 'json' : 'messagepack';
-}
-
-async function until(condition, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 // Sends a SendToAll marker from @sender and waits until each of @clients (all of @sender's hub)

@@ -12,6 +12,7 @@ import os from 'node:os';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
+import { until as waitUntil } from './helpers.mjs';
 
 const RS = '\u001e';
 const shardsArg = /--shards[= ](\d+)/.exec(process.env.RINGHUB_ARGS ?? '');
@@ -33,13 +34,7 @@ after(async () => {
   assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
 });
 
-async function until(condition, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const until = (condition, what, ms = 15000) => waitUntil(condition, what, ms);
 
 // Every request with `Connection: close`, so on a TCP connection of its own; counts them.
 class OwnSocketHttpClient extends signalR.DefaultHttpClient {

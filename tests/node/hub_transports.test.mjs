@@ -17,6 +17,7 @@ import WebSocket from 'ws';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
+import { until } from './helpers.mjs';
 
 const RS = '\u001e';
 const HANDSHAKE = `{"protocol":"json","version":1}${RS}`;
@@ -50,14 +51,6 @@ before(async () => {
 after(async () => {
   assert.equal(await server.stop(), 0, 'ringhub stops cleanly with nothing left allocated');
 });
-
-async function until(condition, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

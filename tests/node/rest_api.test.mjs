@@ -28,6 +28,7 @@ import path from 'node:path';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
+import { OwnSocketHttpClient, until } from './helpers.mjs';
 
 const shardsArg = /--shards[= ](\d+)/.exec(process.env.RINGHUB_ARGS ?? '');
 const SHARDS = shardsArg && Number(shardsArg[1]) > 0 ? Number(shardsArg[1]) : os.availableParallelism();
@@ -134,22 +135,6 @@ function assertError(res, status, what, code) {
   assert.equal(typeof body.message, 'string', `${what}: message`);
   assert.ok(body.message.length > 0, `${what}: message`);
   return body;
-}
-
-async function until(condition, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-// The client's fetch keeps one keep-alive socket per origin, so every negotiate would reach the
-// same shard; with `Connection: close` each goes on a TCP connection of its own.
-class OwnSocketHttpClient extends signalR.DefaultHttpClient {
-  send(request) {
-    return super.send({ ...request, headers: { ...request.headers, Connection: 'close' } });
-  }
 }
 
 // A target that needs escaping in JSON, for the bodies test.
