@@ -12,6 +12,7 @@ struct rh_buf *rh_buf_new(uint32_t cap)
     buf->len = 0;
     buf->cap = cap;
     buf->tag = 0;
+    buf->stamp_ns = 0;
     return buf;
 }
 

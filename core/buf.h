@@ -15,6 +15,9 @@ struct rh_buf {
     uint32_t cap;  /* bytes of data allocated */
     uint32_t tag;  /* 0, or which stream of messages it is in: a newer buffer with the same tag
                     * may stand in for it while it waits to be sent (conflation) */
+    /* 0, or when the message it holds entered ringhub (rh_clock_now_ns): the runtime measures
+     * its delivery latency when each send of it completes. */
+    int64_t stamp_ns;
     uint8_t data[];
 };
 

@@ -82,6 +82,7 @@ static const char *check_hub_name(const char *value);
 static const char *check_any(const char *value);
 static const char *check_policy(const char *value);
 static const char *check_policy_list(const char *value);
+static const char *check_uid_list(const char *value);
 static int load_access_key(struct rh_cfg *cfg, char *err, size_t err_len);
 
 static const struct opt opts[] = {
@@ -149,6 +150,16 @@ static const struct opt opts[] = {
     STR("access-key-file", access_key_file, check_any, "",
         "file holding the key that signs client and API tokens (or set RINGHUB_ACCESS_KEY); "
         "without one ringhub runs open, for development"),
+    STR("admin-socket", admin_socket, check_any, "/tmp/ringhub-%p.sock",
+        "the admin Unix socket (ringhub-ctl), created mode 0600; %p stands for the port; "
+        "empty: none"),
+    STR("admin-uids", admin_uids, check_uid_list, "",
+        "comma-separated uids allowed on the admin socket besides the server's own"),
+    U32("metrics-port", metrics_port, 0, 65535, "0",
+        "serve /metrics and /dashboard on this port (same address) and not on the main one; "
+        "0 = on the main port"),
+    {"dashboard", OPT_BOOL, FIELD(dashboard, bool), 0, 1, false, "false",
+     "serve the live dashboard at /dashboard (needs a ringhub.admin token with a key)", NULL},
     {"config", OPT_CONFIG, 0, 0, 0, false, NULL,
      "read options from FILE first (name = value lines); flags override it", NULL},
     {"help", OPT_HELP, 0, 0, 0, false, NULL, "print this help and exit", NULL},
@@ -211,6 +222,8 @@ void rh_cfg_free(struct rh_cfg *cfg)
     rh_free(cfg->access_key_file);
     rh_free(cfg->slow_consumer);
     rh_free(cfg->slow_consumer_groups);
+    rh_free(cfg->admin_socket);
+    rh_free(cfg->admin_uids);
     if (cfg->access_key) explicit_bzero(cfg->access_key, cfg->access_key_len);
     rh_free(cfg->access_key);
     memset(cfg, 0, sizeof(*cfg));
@@ -468,6 +481,51 @@ static const char *check_policy_list(const char *value)
         p += len + (p[len] == ',');
     }
     return NULL;
+}
+
+static const char *check_uid_list(const char *value)
+{
+    for (const char *p = value; *p;) {
+        size_t len = strcspn(p, ",");
+        char uid[16];
+        uint32_t v;
+        if (!len || len >= sizeof(uid)) return "a comma-separated list of numeric uids";
+        memcpy(uid, p, len);
+        uid[len] = '\0';
+        if (parse_u32(uid, &v) != 0) return "a comma-separated list of numeric uids";
+        p += len + (p[len] == ',');
+    }
+    return NULL;
+}
+
+void rh_cfg_describe(const struct rh_cfg *cfg,
+                     void (*fn)(void *ctx, const char *name, const char *value), void *ctx)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const struct opt *o = &opts[i];
+        const char *field = (const char *)cfg + o->offset;
+        char text[32];
+        const char *value = text;
+        if (o->type == OPT_U32) {
+            uint32_t v;
+            memcpy(&v, field, sizeof(v));
+            snprintf(text, sizeof(text), "%" PRIu32, v);
+        } else if (o->type == OPT_BOOL) {
+            bool v;
+            memcpy(&v, field, sizeof(v));
+            value = v ? "true" : "false";
+        } else if (o->type == OPT_LOG_LEVEL) {
+            enum rh_log_level level;
+            memcpy(&level, field, sizeof(level));
+            value = rh_log_level_name(level);
+        } else if (o->type == OPT_STR || o->type == OPT_ADDR) {
+            memcpy(&value, field, sizeof(value));
+        } else {
+            continue;
+        }
+        fn(ctx, o->name, value);
+    }
+    fn(ctx, "access-key", cfg->access_key ? "(set)" : "");
 }
 
 static const char *check_any(const char *value)

@@ -66,12 +66,21 @@ struct rh_cfg {
     char *slow_consumer;            /* --slow-consumer: disconnect or drop-oldest; owned */
     char *slow_consumer_groups;     /* --slow-consumer-groups: pattern=policy,...; owned */
     char *access_key_file;          /* --access-key-file: "" = none; owned */
+    char *admin_socket;             /* --admin-socket: path, %p = the port; "" = none; owned */
+    char *admin_uids;               /* --admin-uids: comma-separated uids besides ours; owned */
+    uint32_t metrics_port;          /* --metrics-port: 0 = /metrics on the main port */
+    bool dashboard;                 /* --dashboard: serve /dashboard */
     /* The access key that signs tokens, read from access_key_file (its last line end
      * dropped) or else from $RINGHUB_ACCESS_KEY by rh_cfg_parse_args; NULL: none (ringhub runs
      * open). Never logged. Owned. */
     char *access_key;
     uint32_t access_key_len;
 };
+
+/* Calls @fn with every option's name and its value as text, in --help order; the access key
+ * itself is given as "access-key" with the value "(set)" or "", never its text. */
+void rh_cfg_describe(const struct rh_cfg *cfg,
+                     void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /* Longest access key accepted, in bytes. */
 #define RH_CFG_ACCESS_KEY_MAX 4096

@@ -26,6 +26,11 @@ void rh_log_set_level(enum rh_log_level level)
     atomic_store_explicit(&rh_log_level_now, (int)level, memory_order_relaxed);
 }
 
+const char *rh_log_level_name(enum rh_log_level level)
+{
+    return level >= RH_LOG_ERROR && level <= RH_LOG_DEBUG ? level_names[level] : "?";
+}
+
 int rh_log_parse_level(const char *text, enum rh_log_level *level)
 {
     for (int i = RH_LOG_ERROR; i <= RH_LOG_DEBUG; i++) {

@@ -32,6 +32,8 @@ extern _Atomic int rh_log_level_now;
 void rh_log_set_level(enum rh_log_level level);
 /* Parses "error", "warn", "info" or "debug". Returns 0, or -EINVAL for anything else. */
 int rh_log_parse_level(const char *text, enum rh_log_level *level);
+/* "error", "warn", "info" or "debug". */
+const char *rh_log_level_name(enum rh_log_level level);
 /* Names the calling thread in its log lines: a shard index, or -1 for "main". */
 void rh_log_set_shard(int shard_idx);
 

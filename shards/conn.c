@@ -12,10 +12,12 @@
  */
 #include "shards/shard_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,6 +52,7 @@ static void conn_op_started(struct rh_conn *c);
 static void conn_op_finished(struct rh_conn *c);
 static void conn_free(struct rh_shard *s, struct rh_conn *c);
 static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot);
+static void latency_note(struct rh_shard *s, int64_t ns);
 
 void rh_conn_table_init(struct rh_shard *s)
 {
@@ -81,10 +84,11 @@ void rh_conn_table_free(struct rh_shard *s)
     }
 }
 
-void rh_conn_accepted(struct rh_shard *s, int fd)
+void rh_conn_accepted(struct rh_shard *s, int fd, uint8_t listener)
 {
     uint32_t ip_slot = 0;
-    if (s->rt->ip_conns && !conn_count_address(s, fd, &ip_slot)) return;
+    if (listener == RH_LISTENER_MAIN && s->rt->ip_conns && !conn_count_address(s, fd, &ip_slot))
+        return;
     struct rh_conn *c = conn_setup(s, fd);
     if (!c) {
         if (ip_slot)
@@ -92,6 +96,7 @@ void rh_conn_accepted(struct rh_shard *s, int fd)
         return;
     }
     c->ip_slot = ip_slot;
+    c->listener = listener;
     rh_stat_add(&s->stats.conns_accepted, 1);
     s->rt->handler->conn_open(c);
 }
@@ -251,6 +256,37 @@ int rh_conn_send(struct rh_conn *c, struct rh_buf *buf)
     return 0;
 }
 
+enum rh_listener_kind rh_conn_listener(const struct rh_conn *c)
+{
+    return (enum rh_listener_kind)c->listener;
+}
+
+int64_t rh_conn_peer_uid(const struct rh_conn *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    return cred.uid;
+}
+
+void rh_conn_peer_name(const struct rh_conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    char ip[INET6_ADDRSTRLEN];
+    out[0] = '\0';
+    if (getpeername(c->fd, (struct sockaddr *)&addr, &len) != 0) return;
+    if (addr.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&addr;
+        if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)))
+            snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&addr;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip)))
+            snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    }
+}
+
 uint32_t rh_conn_queued_bytes(const struct rh_conn *c)
 {
     return c->q_bytes;
@@ -266,6 +302,7 @@ uint32_t rh_conn_drop_tagged(struct rh_conn *c, uint32_t tag)
         if (buf->tag == tag) {
             dropped += buf->len;
             rh_buf_unref(buf);
+            c->shard->dropped_frames++;
             continue;
         }
         c->q.items[(c->q.head + kept++) & mask] = buf;
@@ -289,6 +326,7 @@ uint32_t rh_conn_drop_queued(struct rh_conn *c, uint32_t bytes)
     }
     rh_fifo_remove(&c->q, first, n);
     c->q_bytes -= dropped;
+    c->shard->dropped_frames += n;
     return dropped;
 }
 
@@ -586,6 +624,7 @@ static void conn_send_done(struct rh_shard *s, struct rh_conn *c, int res)
 
 static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
 {
+    int64_t now_ns = 0;
     while (sent) {
         RH_ASSERT(c->q.count > 0);
         struct rh_buf *buf = rh_fifo_at(&c->q, 0);
@@ -597,6 +636,10 @@ static void conn_consume_sent(struct rh_conn *c, uint32_t sent)
         }
         c->q_bytes -= left;
         sent -= left;
+        if (buf->stamp_ns) {
+            if (!now_ns) now_ns = rh_clock_now_ns();
+            latency_note(c->shard, now_ns - buf->stamp_ns);
+        }
         rh_buf_unref(buf);
         rh_fifo_drop(&c->q, 1);
         c->q_head_sent = 0;
@@ -785,4 +828,16 @@ static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot)
     }
     *ip_slot = slot + 1;
     return true;
+}
+
+/* Bucket i: up to 2^(i+16) ns (shard.h); a clock step backwards counts as 0. */
+static void latency_note(struct rh_shard *s, int64_t ns)
+{
+    uint64_t v = ns > 0 ? (uint64_t)ns : 0;
+    uint32_t i = v >> 16 ? (uint32_t)(64 - __builtin_clzll(v >> 16)) : 0;
+    if (v && !(v & (v - 1)) && i) i--; /* a power of two belongs to the bucket it bounds */
+    if (i >= RH_LATENCY_BUCKETS) i = RH_LATENCY_BUCKETS - 1;
+    s->latency[i]++;
+    s->latency_count++;
+    s->latency_sum_ns += v;
 }

@@ -26,6 +26,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "shards/admin.h"
 #include "shards/events.h"
 #include "shards/hub.h"
 #include "transports/http/http.h"
@@ -49,6 +50,7 @@ enum front_state {
     FRONT_WAITING,      /* a transport request waits for its answer */
     FRONT_HUB,          /* a hub session's stream (WebSocket, SSE) owns the connection */
     FRONT_EVENTS,       /* an EventSource stream */
+    FRONT_DASHBOARD,    /* the dashboard's stream of numbers */
 };
 
 /* A transport request from its head to its answer. */
@@ -63,6 +65,7 @@ struct waiting {
     uint32_t origin_len;
     struct rh_buf *body;     /* POST */
     struct api_request *api; /* a backend API request, not a transport one */
+    bool is_metrics;         /* GET /metrics: gathered from every shard */
 };
 
 /* What a backend API request keeps from its head until it is sent (after its body). */
@@ -145,11 +148,22 @@ static void reply_error(struct front_conn *f, int status, const char *reason);
 static void idle_expired(struct rh_timer *t);
 static void idle_restart(struct front_conn *f);
 
+static void shard_start(struct rh_shard *s);
+static void shard_stop(struct rh_shard *s);
+static void blob(struct rh_shard *s, struct rh_blob *b);
+static bool route_operator(struct front_conn *f, const struct rh_http_request *req);
+static void route_dashboard(struct front_conn *f, const struct rh_http_request *req,
+                            bool is_stream);
+
+/* The dashboard page (transports/dashboard.html, embedded by the build). */
+extern const unsigned char rh_dashboard_html[];
+extern const unsigned int rh_dashboard_html_len;
+
 static const struct rh_conn_handler front_handler = {
-    .shard_start = rh_hub_shard_start,
-    .shard_stop = rh_hub_shard_stop,
+    .shard_start = shard_start,
+    .shard_stop = shard_stop,
     .shard_draining = rh_hub_shard_draining,
-    .blob = rh_hub_blob,
+    .blob = blob,
     .conn_open = conn_open,
     .conn_adopt = conn_adopt,
     .conn_recv = conn_recv,
@@ -161,8 +175,29 @@ const struct rh_conn_handler *rh_front_handler(void)
     return &front_handler;
 }
 
+static void shard_start(struct rh_shard *s)
+{
+    rh_hub_shard_start(s);
+    rh_admin_shard_start(s);
+}
+
+static void shard_stop(struct rh_shard *s)
+{
+    rh_admin_shard_stop(s);
+    rh_hub_shard_stop(s);
+}
+
+static void blob(struct rh_shard *s, struct rh_blob *b)
+{
+    if (!rh_admin_blob(s, b)) rh_hub_blob(s, b);
+}
+
 static void conn_open(struct rh_conn *c)
 {
+    if (rh_conn_listener(c) == RH_LISTENER_ADMIN) {
+        rh_admin_open(c);
+        return;
+    }
     struct front_conn *f = rh_calloc(1, sizeof(*f));
     f->conn = c;
     f->state = FRONT_HEAD;
@@ -173,8 +208,13 @@ static void conn_open(struct rh_conn *c)
 
 static void conn_close(struct rh_conn *c)
 {
+    if (rh_conn_listener(c) == RH_LISTENER_ADMIN) {
+        rh_admin_close(c);
+        return;
+    }
     struct front_conn *f = rh_conn_app(c);
     rh_timer_cancel(&f->idle);
+    if (f->state == FRONT_DASHBOARD) rh_admin_dashboard_detach(c);
     if (f->hub) rh_hub_session_free(f->hub);
     if (f->events) rh_hub_stream_free(f->events);
     waiting_free(f);
@@ -184,6 +224,7 @@ static void conn_close(struct rh_conn *c)
 
 static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
 {
+    if (rh_conn_listener(c) == RH_LISTENER_ADMIN) return rh_admin_recv(c, data, len);
     size_t used = 0;
     while (used < len) {
         /* Closing frees the state (conn_close), so look it up again after every step. */
@@ -200,7 +241,7 @@ static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
             n = read_body(f, data + used, len - used);
         else if (f->state == FRONT_WAITING)
             n = -EAGAIN; /* a pipelined request waits for this one's answer */
-        else if (f->state == FRONT_EVENTS)
+        else if (f->state == FRONT_EVENTS || f->state == FRONT_DASHBOARD)
             n = (ssize_t)(len - used); /* the client has nothing to say on a stream */
         else
             n = skip_body(f, data + used, len - used);
@@ -283,14 +324,24 @@ static ssize_t skip_body(struct front_conn *f, const uint8_t *data, size_t len)
 
 static void route(struct front_conn *f, const struct rh_http_request *req)
 {
-    if (rh_span_eq_str(req->path, "/healthz")) {
+    bool is_healthz = rh_span_eq_str(req->path, "/healthz");
+    if (is_healthz || rh_span_eq_str(req->path, "/readyz")) {
         if (req->method != RH_HTTP_GET && req->method != RH_HTTP_HEAD) {
             static const struct rh_http_field allow[] = {{"Allow", "GET, HEAD"}};
             reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
             return;
         }
-        reply(f, 200, "text/plain; charset=utf-8", req->method == RH_HTTP_HEAD ? NULL : "ok\n",
-              NULL, 0);
+        /* Ready: not stopping. A load balancer stops sending clients once this says 503. */
+        bool is_ready =
+            is_healthz || !rh_runtime_is_stopping(rh_shard_runtime(rh_conn_shard(f->conn)));
+        const char *body = is_healthz ? "ok\n" : is_ready ? "ready\n" : "draining\n";
+        reply(f, is_ready ? 200 : 503, "text/plain; charset=utf-8",
+              req->method == RH_HTTP_HEAD ? NULL : body, NULL, 0);
+        return;
+    }
+    if (route_operator(f, req)) return;
+    if (rh_conn_listener(f->conn) == RH_LISTENER_OPERATOR) {
+        reply(f, 404, "text/plain; charset=utf-8", "not found\n", NULL, 0);
         return;
     }
     struct rh_span rest =
@@ -656,6 +707,13 @@ static void send_request(struct front_conn *f)
         send_api(f);
         return;
     }
+    if (w->is_metrics) {
+        f->state = FRONT_WAITING;
+        struct rh_shard *s = rh_conn_shard(f->conn);
+        rh_timer_schedule(rh_shard_wheel(s), &f->idle, rh_clock_now_ms() + ANSWER_GRACE_MS);
+        rh_admin_metrics(s, rh_conn_id(f->conn));
+        return;
+    }
     f->state = FRONT_WAITING;
     struct rh_shard *s = rh_conn_shard(f->conn);
     const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(s));
@@ -677,9 +735,12 @@ void rh_front_answer(struct rh_shard *s, uint64_t conn_id, int status, enum rh_f
     struct waiting *w = f->waiting;
     bool keep_alive = w->keep_alive;
     f->origin = rh_span_make(w->origin, w->origin_len);
-    static const char *const types[] = {[RH_FRONT_TEXT] = "text/plain",
-                                        [RH_FRONT_BINARY] = "application/octet-stream",
-                                        [RH_FRONT_JSON] = "application/json"};
+    static const char *const types[] = {
+        [RH_FRONT_TEXT] = "text/plain",
+        [RH_FRONT_BINARY] = "application/octet-stream",
+        [RH_FRONT_JSON] = "application/json",
+        [RH_FRONT_PROMETHEUS] = "text/plain; version=0.0.4; charset=utf-8",
+    };
     reply_bytes(f, status, types[kind], body.ptr, body.len, no_store, 2);
     f->origin = rh_span_make(NULL, 0);
     waiting_free(f);
@@ -1113,4 +1174,59 @@ static void negotiate(struct front_conn *f, const struct rh_http_request *req, s
     }
     reply_bytes(f, 200, json, body->data, body->len, NULL, 0);
     rh_buf_unref(body);
+}
+
+/* /metrics and the dashboard, on the listener that serves them: the operator port when
+ * --metrics-port sets one, else the main port. Returns false when @req is none of these. */
+static bool route_operator(struct front_conn *f, const struct rh_http_request *req)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    enum rh_listener_kind serving = cfg->metrics_port ? RH_LISTENER_OPERATOR : RH_LISTENER_MAIN;
+    if (rh_conn_listener(f->conn) != serving) return false;
+    bool is_metrics = rh_span_eq_str(req->path, "/metrics");
+    bool is_page = rh_span_eq_str(req->path, "/dashboard");
+    bool is_stream = rh_span_eq_str(req->path, "/dashboard/stream");
+    if (!is_metrics && !((is_page || is_stream) && cfg->dashboard)) return false;
+    if (req->method != RH_HTTP_GET) {
+        static const struct rh_http_field allow[] = {{"Allow", "GET"}};
+        reply(f, 405, "text/plain; charset=utf-8", "method not allowed\n", allow, 1);
+        return true;
+    }
+    if (is_metrics) {
+        struct waiting *w = rh_calloc(1, sizeof(*w));
+        w->is_metrics = true;
+        start_waiting(f, w, req, false);
+        return true;
+    }
+    route_dashboard(f, req, is_stream);
+    return true;
+}
+
+/* The page, or its stream. With an access key both need a token (?access_token=, as an
+ * EventSource cannot send headers) for audience .../dashboard with the role ringhub.admin. */
+static void route_dashboard(struct front_conn *f, const struct rh_http_request *req, bool is_stream)
+{
+    const struct rh_cfg *cfg = rh_runtime_cfg(rh_shard_runtime(rh_conn_shard(f->conn)));
+    struct rh_jwt jwt;
+    if (!authorize(f, req, "/dashboard", &jwt)) return;
+    if (cfg->access_key) {
+        bool is_admin = false;
+        for (uint32_t i = 0; i < jwt.role_count; i++)
+            is_admin |= rh_span_eq_str(jwt.roles[i], "ringhub.admin");
+        if (!is_admin) {
+            reply(f, 403, "text/plain; charset=utf-8",
+                  "forbidden: the dashboard needs a token with the role ringhub.admin\n", NULL, 0);
+            return;
+        }
+    }
+    if (!is_stream) {
+        static const struct rh_http_field no_referrer[] = {{"Referrer-Policy", "no-referrer"}};
+        reply_bytes(f, 200, "text/html; charset=utf-8", rh_dashboard_html, rh_dashboard_html_len,
+                    no_referrer, 1);
+        return;
+    }
+    stream_head(f, "retry: 3000\n\n");
+    f->state = FRONT_DASHBOARD;
+    rh_timer_cancel(&f->idle);
+    rh_admin_dashboard_attach(f->conn);
 }

@@ -4,7 +4,9 @@
  * HTTP/1.1 (keep-alive and pipelining), and each request is routed to what serves it. Parsing
  * is transports/http's; this file decides where requests go and owns the per-connection state.
  *
- * Routes: GET /healthz; POST {prefix}{hub}/negotiate; on {prefix}{hub}: a WebSocket upgrade
+ * Routes: GET /healthz and /readyz (503 once stopping); GET /metrics and, with --dashboard,
+ * /dashboard and its stream (shards/admin.h), on the operator port when --metrics-port sets one,
+ * else on the main port; POST {prefix}{hub}/negotiate; on {prefix}{hub}: a WebSocket upgrade
  * or an SSE GET (Accept: text/event-stream) starts a hub session (shards/hub.h) on the shard
  * that holds the id= connection (the socket moves there if the kernel handed it to another),
  * and a plain GET (long poll), a POST or a DELETE goes to that connection through
@@ -22,9 +24,10 @@
 
 /* The body of an answer to a transport request. */
 enum rh_front_body {
-    RH_FRONT_TEXT,   /* text/plain */
-    RH_FRONT_BINARY, /* application/octet-stream: hub bytes of a poll */
-    RH_FRONT_JSON,   /* application/json: the backend API's errors */
+    RH_FRONT_TEXT,       /* text/plain */
+    RH_FRONT_BINARY,     /* application/octet-stream: hub bytes of a poll */
+    RH_FRONT_JSON,       /* application/json: the backend API's errors */
+    RH_FRONT_PROMETHEUS, /* the Prometheus text format: /metrics */
 };
 
 /* The connection handler of the ringhub server. */

@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/table.h"
@@ -30,6 +31,11 @@ struct rh_group {
     uint64_t member_shards; /* as owner: a bit per shard that has members */
     struct rh_list members; /* local members: struct rh_membership, in_group */
     uint32_t member_count;
+    /* As owner: messages sent through it, and its rate (DESIGN.md: what picks its path). */
+    uint64_t messages;
+    int64_t rate_window_ms; /* start of the current one-second window */
+    uint32_t rate_count;    /* messages in the current window */
+    uint32_t rate_last;     /* messages in the window before */
     uint32_t key_len;
     uint8_t key[]; /* as in the blobs */
 };
@@ -264,6 +270,14 @@ static void owner_send(struct rh_groups *g, struct rh_blob *b, struct rh_group *
 {
     uint32_t self = rh_shard_idx(g->shard);
     uint64_t others = grp->member_shards & ~(1ull << self);
+    int64_t now_ms = rh_clock_now_ms();
+    if (now_ms - grp->rate_window_ms >= 1000) {
+        grp->rate_last = now_ms - grp->rate_window_ms < 2000 ? grp->rate_count : 0;
+        grp->rate_window_ms = now_ms;
+        grp->rate_count = 0;
+    }
+    grp->rate_count++;
+    grp->messages++;
     b->kind = BLOB_DELIVER;
     if (others) rh_blob_ref_n(b, (uint32_t)__builtin_popcountll(others));
     while (others) {
@@ -281,6 +295,44 @@ static void local_deliver(struct rh_groups *g, const struct rh_blob *b, struct r
     struct rh_group_key key = key_decode(grp->key);
     g->ops->deliver(g->ctx, &key, &grp->members, rh_span_make(b->data + key_len, b->len - key_len),
                     b->arg);
+}
+
+static struct rh_group_info group_info(const struct rh_group *grp)
+{
+    struct rh_group_info info = {.key = key_decode(grp->key),
+                                 .local_members = grp->member_count,
+                                 .member_shards = grp->member_shards};
+    info.is_owned = grp->member_shards != 0;
+    info.messages = grp->messages;
+    int64_t age = rh_clock_now_ms() - grp->rate_window_ms;
+    info.rate_per_s = age < 1000 ? grp->rate_last : age < 2000 ? grp->rate_count : 0;
+    return info;
+}
+
+struct rh_group_key rh_membership_key(const struct rh_membership *m)
+{
+    return key_decode(m->group->key);
+}
+
+void rh_groups_each(struct rh_groups *g, void (*fn)(void *ctx, const struct rh_group_info *info),
+                    void *ctx)
+{
+    uint32_t cursor = 0;
+    struct rh_group *grp;
+    while ((grp = rh_table_next(&g->table, &cursor))) {
+        struct rh_group_info info = group_info(grp);
+        fn(ctx, &info);
+    }
+}
+
+bool rh_groups_info(struct rh_groups *g, const struct rh_group_key *key, struct rh_group_info *out)
+{
+    struct key_bytes k;
+    key_encode(key, &k);
+    struct rh_group *grp = group_find(g, k.bytes, k.len, rh_hash(k.bytes, k.len));
+    if (!grp) return false;
+    *out = group_info(grp);
+    return true;
 }
 
 /* The key in encoded @bytes (from key_encode, checked by key_len_in). */

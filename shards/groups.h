@@ -110,5 +110,23 @@ struct rh_blob *rh_groups_message_new(const struct rh_group_key *key, uint32_t m
  * but the one with route @except. */
 void rh_groups_send(struct rh_groups *g, struct rh_blob *b, uint64_t except);
 
+/* What a shard knows of a group: its local members and, as its owner, which shards have
+ * members, how many messages went through it and how many in the last second. */
+struct rh_group_info {
+    struct rh_group_key key; /* valid during the call (rh_groups_each) */
+    uint32_t local_members;
+    bool is_owned;          /* this shard owns it and some shard has members */
+    uint64_t member_shards; /* is_owned: a bit per shard with members */
+    uint64_t messages;      /* is_owned: sent through it since it got members */
+    uint32_t rate_per_s;    /* is_owned: messages in the last second */
+};
+/* The group @m is a membership of. */
+struct rh_group_key rh_membership_key(const struct rh_membership *m);
+/* Calls @fn for every group this shard has members of or owns with members. */
+void rh_groups_each(struct rh_groups *g, void (*fn)(void *ctx, const struct rh_group_info *info),
+                    void *ctx);
+/* Fills @out for @key; false when this shard neither has members of it nor owns it. */
+bool rh_groups_info(struct rh_groups *g, const struct rh_group_key *key, struct rh_group_info *out);
+
 /* Handles @b if it is one of this module's blobs (kind in the range above). */
 bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b);

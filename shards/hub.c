@@ -144,6 +144,16 @@ struct limit_counts {
     uint64_t closed_slow;      /* --slow-consumer disconnect */
     uint64_t dropped_bytes;    /* --slow-consumer drop-oldest and latest-value */
     uint64_t refused_joins;    /* --max-groups-per-connection */
+    uint64_t closed_kicked;    /* by an operator (the admin socket's kick) */
+    uint64_t closed_timeout;   /* no message from the client for 30 s */
+    uint64_t dropped_frames;   /* long polling's waiting messages dropped (the rest: runtime) */
+};
+
+/* Counters of one hub on this shard, by transport and hub protocol (struct rh_hub_report). */
+struct hub_stats {
+    struct rh_hub_counts by[RH_HUB_REPORT_TRANSPORTS][2];
+    uint32_t len;
+    char name[RH_HUB_NAME_MAX];
 };
 
 /* The groups the API put a user in, kept by the shard that owns the user: its connections
@@ -175,6 +185,9 @@ struct hub_shard {
     uint32_t slow_rule_count;
     struct slow_rule *slow_rules;
     struct limit_counts counts;
+    /* RH_HUB_REPORT_HUBS hubs by name, then "other" */
+    struct hub_stats hub_stats[RH_HUB_REPORT_HUBS + 1];
+    uint32_t hub_stats_count;
     const struct rh_cfg *cfg;
 };
 
@@ -187,6 +200,7 @@ struct send_all {
     struct rh_span args[RH_HUB_ARGS_MAX];
     uint32_t excluded_count; /* connections it is not for (the HTTP API's excluded=) */
     const uint8_t *excluded; /* excluded_count u64 routes, host order, unaligned */
+    int64_t stamp_ns;        /* a group message: when it was sent (fan-out latency); else 0 */
 };
 
 /* Handshake, then (for a connection with a user) the wait for the user's join to take
@@ -226,6 +240,8 @@ struct rh_hub_session {
     bool is_slow;         /* closed for not keeping up: its tick closes the connection */
     bool is_behind;       /* latest-value: its queue is long; conflating */
     uint32_t rate_tokens; /* hub messages it may still send now: --message-rate, --message-burst */
+    int64_t started_ms;
+    struct rh_hub_counts *counts; /* its hub's, transport's and protocol's, once handshaken */
 };
 
 /* One message to many sessions of a shard: encoded once per hub protocol, when the first
@@ -343,6 +359,10 @@ static void lp_tick(struct rh_hub_session *h);
 static void feed_tick(struct rh_hub_session *h);
 static bool feed_eq(const void *item, const void *key);
 static uint64_t feed_hash(struct rh_span hub, struct rh_span user);
+static struct hub_stats *hub_stats_of(struct hub_shard *hs, struct rh_span hub);
+static void count_owned(void *ctx, const struct rh_group_info *info);
+static void conn_info(struct hub_shard *hs, const struct rh_hub_session *h,
+                      struct rh_hub_conn_info *out);
 
 static const struct rh_ws_in_ops ws_ops = {
     .on_data = on_data,
@@ -554,6 +574,7 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
 void rh_hub_session_free(struct rh_hub_session *h)
 {
     struct hub_shard *hs = shard_hubs();
+    if (h->counts && h->transport != TRANSPORT_EVENTS) h->counts->sessions--;
     rh_groups_leave_all(hs->groups, &h->groups);
     link_free(hs, h->link_slot);
     rh_list_unlink(&h->link);
@@ -734,6 +755,7 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
         feed = session_new(hs, slot, TRANSPORT_EVENTS, hub, &who);
         feed->events = rh_events_feed_new(hs->cfg->events_history);
         feed->state = SESSION_READY;
+        feed->counts = &hub_stats_of(hs, hub)->by[TRANSPORT_EVENTS][RH_HUB_JSON];
         rh_list_push_back(&hs->sessions, &feed->link);
         rh_table_insert(&hs->feeds, hash, feed);
         struct rh_group_key user_key = {RH_GROUP_USER, hub, user};
@@ -744,6 +766,7 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
     struct rh_hub_stream *st = rh_alloc(sizeof(*st));
     st->feed = feed;
     st->attached = rh_events_attach(feed->events, c, last_id, rh_clock_now_ms());
+    feed->counts->sessions++; /* a feed's sessions are its streams */
     tick_schedule(feed);
     return st;
 }
@@ -751,6 +774,7 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
 void rh_hub_stream_free(struct rh_hub_stream *st)
 {
     struct rh_hub_session *feed = st->feed;
+    feed->counts->sessions--;
     rh_events_detach(st->attached);
     rh_free(st);
     tick_schedule(feed); /* the history's retention starts with the last stream gone */
@@ -779,7 +803,7 @@ static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
     rh_list_init(&h->link);
     rh_list_init(&h->groups);
     if (transport == TRANSPORT_WS) rh_ws_in_init(&h->ws, 0); /* streamed: on_data */
-    h->last_rx_ms = h->last_tx_ms = rh_clock_now_ms();
+    h->last_rx_ms = h->last_tx_ms = h->started_ms = rh_clock_now_ms();
     h->rate_tokens = hs->cfg->message_burst;
     rh_timer_init(&h->tick, tick_fired);
     if (transport == TRANSPORT_LP) {
@@ -816,6 +840,7 @@ static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t 
     h->rate_tokens = (uint32_t)(tokens < cfg->message_burst ? tokens : cfg->message_burst);
     if (refill || h->rate_tokens == cfg->message_burst) h->last_rx_ms = now_ms;
     if (!len) return;
+    if (h->counts) h->counts->bytes_in += len;
     if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max()) {
         /* Held unparsed until the handshake reply: a client should wait for it. */
         end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
@@ -979,6 +1004,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
 
 static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
+    if (h->counts) h->counts->messages_in++;
     switch (msg->type) {
     case RH_HUB_INVOCATION:
         if (rh_span_eq_nocase(msg->target, "Echo")) {
@@ -1168,6 +1194,7 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
     key.kind = kind;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     struct send_all m = send_all_of(h, msg, 2, target_span);
+    m.stamp_ns = rh_clock_now_ns();
     uint32_t size = send_all_size(&m);
     uint8_t *out;
     struct rh_blob *b = rh_groups_message_new(&key, size, &out);
@@ -1210,6 +1237,7 @@ static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy po
             memmove(lp->out, lp->out + n, (lp->out_count - n) * sizeof(*lp->out));
             lp->out_count -= n;
             lp->out_bytes -= dropped;
+            hs->counts.dropped_frames += n;
         } else {
             dropped = rh_conn_drop_queued(h->conn, (uint32_t)((uint64_t)queued + len - cap));
         }
@@ -1232,6 +1260,7 @@ static uint32_t conflate(struct rh_hub_session *h, uint32_t tag)
         if (lp->out[i]->tag == tag) {
             dropped += lp->out[i]->len;
             rh_buf_unref(lp->out[i]);
+            shard_hubs()->counts.dropped_frames++;
         } else {
             lp->out[kept++] = lp->out[i];
         }
@@ -1402,6 +1431,8 @@ static void session_ready(struct rh_hub_session *h)
     struct hub_shard *hs = shard_hubs();
     h->state = SESSION_READY;
     rh_list_push_back(&hs->sessions, &h->link);
+    h->counts = &hub_stats_of(hs, hub_span(h))->by[h->transport][h->codec];
+    h->counts->sessions++;
     struct rh_buf *ok = rh_buf_new(8);
     rh_hub_handshake_write_ok(&ok);
     send_hub(h, ok);
@@ -1444,7 +1475,10 @@ static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, en
         else if (raw)
             frame = rh_sse_data_event_new(rh_span_make(raw->data, raw->len));
     }
-    if (frame) frame->tag = f->tag;
+    if (frame) {
+        frame->tag = f->tag;
+        frame->stamp_ns = f->m.stamp_ns;
+    }
     f->frames[codec][fr] = frame;
     f->is_unconvertible[codec][fr] = !frame; /* logged where it was found, once */
     return frame;
@@ -1534,10 +1568,11 @@ static struct send_all send_all_of(const struct rh_hub_session *h, const struct 
 
 /* An invocation to send, as blobs carry it: u8 codec, u16 hub length, hub, u16 target length,
  * target, u8 argument count, then per argument a u32 length and its encoded bytes, then u8
- * excluded count and that many u64 routes. Host order: blobs never leave the process. */
+ * excluded count and that many u64 routes, then the i64 stamp_ns. Host order: blobs never leave the
+ * process. */
 static uint32_t send_all_size(const struct send_all *m)
 {
-    uint32_t size = 1 + 2 + m->hub.len + 2 + m->target.len + 1 + 1 + 8 * m->excluded_count;
+    uint32_t size = 1 + 2 + m->hub.len + 2 + m->target.len + 1 + 1 + 8 * m->excluded_count + 8;
     for (uint32_t i = 0; i < m->arg_count; i++)
         size += 4 + m->args[i].len;
     return size;
@@ -1566,6 +1601,8 @@ static void send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size)
     *p++ = (uint8_t)m->excluded_count;
     if (m->excluded_count) memcpy(p, m->excluded, 8 * m->excluded_count);
     p += 8 * m->excluded_count;
+    memcpy(p, &m->stamp_ns, 8);
+    p += 8;
     RH_ASSERT(p == out + size);
 }
 
@@ -1606,8 +1643,9 @@ static bool send_all_unpack(struct rh_span in, struct send_all *out)
     }
     if (end - p < 1) return false;
     out->excluded_count = *p++;
-    if ((size_t)(end - p) != 8 * out->excluded_count) return false;
+    if ((size_t)(end - p) != 8 * out->excluded_count + 8) return false;
     out->excluded = p;
+    memcpy(&out->stamp_ns, p + 8 * out->excluded_count, 8);
     return true;
 }
 
@@ -1744,6 +1782,10 @@ static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes)
 /* Queues @frame (framed for the session's transport; a new reference is taken). */
 static void session_write(struct rh_hub_session *h, struct rh_buf *frame)
 {
+    if (h->counts) {
+        h->counts->messages_out++;
+        h->counts->bytes_out += frame->len;
+    }
     switch (h->transport) {
     case TRANSPORT_WS:
     case TRANSPORT_SSE:
@@ -1863,6 +1905,7 @@ static void tick_fired(struct rh_timer *t)
         return;
     }
     if (now_ms - h->last_rx_ms >= CLIENT_TIMEOUT_MS) {
+        shard_hubs()->counts.closed_timeout++;
         end_with_error(h, "Connection closed with an error. Server timeout elapsed without "
                           "receiving a message from the client.");
         session_finish(h);
@@ -2206,6 +2249,7 @@ static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
         struct rh_group_key key = {r->op == RH_REST_SEND_USER ? RH_GROUP_USER : RH_GROUP_NAMED,
                                    m.hub, rh_span_make(r->name, r->name_len)};
         uint8_t *out;
+        m.stamp_ns = rh_clock_now_ns();
         b = rh_groups_message_new(&key, size, &out);
         send_all_pack(&m, out, size);
         rh_groups_send(hs->groups, b, RH_GROUPS_NO_EXCEPT);
@@ -2590,4 +2634,155 @@ static void hub_name_put(struct hub_shard *hs, struct hub_name *name)
 static struct rh_span hub_span(const struct rh_hub_session *h)
 {
     return rh_span_make(h->hub->text, h->hub->len);
+}
+
+/* The counters of hub @hub: its own among the first RH_HUB_REPORT_HUBS, else "other". */
+static struct hub_stats *hub_stats_of(struct hub_shard *hs, struct rh_span hub)
+{
+    for (uint32_t i = 0; i < hs->hub_stats_count && i < RH_HUB_REPORT_HUBS; i++) {
+        struct hub_stats *st = &hs->hub_stats[i];
+        if (st->len == hub.len && memcmp(st->name, hub.ptr, hub.len) == 0) return st;
+    }
+    if (hs->hub_stats_count < RH_HUB_REPORT_HUBS) {
+        struct hub_stats *st = &hs->hub_stats[hs->hub_stats_count++];
+        st->len = hub.len;
+        memcpy(st->name, hub.ptr, hub.len);
+        return st;
+    }
+    struct hub_stats *other = &hs->hub_stats[RH_HUB_REPORT_HUBS];
+    if (!other->len) {
+        other->len = 5;
+        memcpy(other->name, "other", 5);
+        hs->hub_stats_count = RH_HUB_REPORT_HUBS + 1;
+    }
+    return other;
+}
+
+void rh_hub_report(struct rh_shard *s, struct rh_hub_report *out)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < hs->hub_stats_count; i++) {
+        const struct hub_stats *st = &hs->hub_stats[i];
+        struct rh_hub_report_hub *h = &out->hubs[out->hub_count++];
+        memcpy(h->name, st->name, st->len);
+        h->name[st->len] = '\0';
+        memcpy(h->by, st->by, sizeof(h->by));
+        for (int t = 0; t < RH_HUB_REPORT_TRANSPORTS; t++)
+            for (int c = 0; c < 2; c++) {
+                struct rh_hub_counts *sum = &out->total[t][c];
+                const struct rh_hub_counts *n = &st->by[t][c];
+                sum->sessions += n->sessions;
+                sum->messages_in += n->messages_in;
+                sum->messages_out += n->messages_out;
+                sum->bytes_in += n->bytes_in;
+                sum->bytes_out += n->bytes_out;
+            }
+    }
+    const struct limit_counts *n = &hs->counts;
+    out->closed_rate = n->closed_rate;
+    out->closed_too_large = n->closed_too_large;
+    out->closed_handshake = n->closed_handshake;
+    out->closed_slow = n->closed_slow;
+    out->closed_kicked = n->closed_kicked;
+    out->closed_timeout = n->closed_timeout;
+    out->dropped_bytes = n->dropped_bytes;
+    out->dropped_frames = n->dropped_frames;
+    out->refused_joins = n->refused_joins;
+    rh_groups_each(hs->groups, count_owned, &out->groups_owned);
+}
+
+static void count_owned(void *ctx, const struct rh_group_info *info)
+{
+    if (info->is_owned && info->key.kind == RH_GROUP_NAMED) ++*(uint64_t *)ctx;
+}
+
+static void conn_info(struct hub_shard *hs, const struct rh_hub_session *h,
+                      struct rh_hub_conn_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct hub_link *l = &hs->links[h->link_slot];
+    uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
+    route_put(raw, link_route(hs, h->link_slot));
+    memcpy(raw + ROUTE_BYTES, l->public_tail, PUBLIC_BYTES);
+    rh_b64url_encode(raw, sizeof(raw), out->id);
+    memcpy(out->hub, h->hub->text, h->hub->len);
+    memcpy(out->user, h->user ? h->user : "", h->user_len);
+    out->transport = h->transport;
+    out->codec = (uint8_t)h->codec;
+    out->shard = (uint8_t)rh_shard_idx(hs->shard);
+    out->groups = h->group_count - (h->user_len ? 1 : 0);
+    if (h->conn) {
+        out->queue_bytes = rh_conn_queued_bytes(h->conn);
+        rh_conn_peer_name(h->conn, out->peer, sizeof(out->peer));
+    } else if (h->transport == TRANSPORT_LP) {
+        out->queue_bytes = h->lp->out_bytes;
+    }
+    out->age_ms = rh_clock_now_ms() - h->started_ms;
+}
+
+void rh_hub_each_conn(struct rh_shard *s, struct rh_span hub,
+                      void (*fn)(void *ctx, const struct rh_hub_conn_info *info), void *ctx)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    struct rh_list *it;
+    rh_list_for_each(it, &hs->sessions) {
+        const struct rh_hub_session *h = rh_list_entry(it, struct rh_hub_session, link);
+        if (h->transport == TRANSPORT_EVENTS) continue;
+        if (hub.ptr && !rh_span_eq(hub_span(h), hub)) continue;
+        struct rh_hub_conn_info info;
+        conn_info(hs, h, &info);
+        fn(ctx, &info);
+    }
+}
+
+int rh_hub_conn_shard(struct rh_shard *s, struct rh_span id)
+{
+    if (id.len != ID_TEXT_LEN) return -1;
+    return rh_hub_id_shard(s, (const char *)id.ptr, id.len);
+}
+
+static struct rh_hub_session *session_by_text(struct hub_shard *hs, struct rh_span id)
+{
+    uint64_t route;
+    uint8_t tail[PUBLIC_BYTES];
+    if (!connection_route(hs->shard, (const char *)id.ptr, id.len, &route, tail)) return NULL;
+    if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard)) return NULL;
+    return session_by_id(hs, route, tail);
+}
+
+bool rh_hub_conn_find(struct rh_shard *s, struct rh_span id, struct rh_hub_conn_info *out,
+                      void (*group_fn)(void *ctx, struct rh_span group), void *ctx)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    struct rh_hub_session *h = session_by_text(hs, id);
+    if (!h || h->state != SESSION_READY) return false;
+    conn_info(hs, h, out);
+    struct rh_list *it;
+    rh_list_for_each(it, &h->groups) {
+        struct rh_group_key key =
+            rh_membership_key(rh_list_entry(it, struct rh_membership, in_member));
+        if (key.kind == RH_GROUP_NAMED) group_fn(ctx, key.name);
+    }
+    return true;
+}
+
+bool rh_hub_kick(struct rh_shard *s, struct rh_span id, struct rh_span reason)
+{
+    struct hub_shard *hs = rh_shard_app(s);
+    struct rh_hub_session *h = session_by_text(hs, id);
+    if (!h || h->is_ending) return false;
+    char error[300];
+    snprintf(error, sizeof(error), "%.*s", (int)reason.len, (const char *)reason.ptr);
+    rh_log_info("hub", "connection %.*s kicked by an operator: %s", (int)id.len,
+                (const char *)id.ptr, error);
+    hs->counts.closed_kicked++;
+    end_session(h, error, false);
+    session_finish(h); /* may free @h */
+    return true;
+}
+
+struct rh_groups *rh_hub_groups(struct rh_shard *s)
+{
+    return ((struct hub_shard *)rh_shard_app(s))->groups;
 }

@@ -136,6 +136,71 @@ struct rh_hub_api_request {
  * answer now, or 0 when the answer comes later to rh_front_answer. */
 int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req);
 
+/* What operators see of the hub sessions of a shard (the admin socket, /metrics): counters by
+ * hub, transport and hub protocol. A shard counts RH_HUB_REPORT_HUBS hubs by name; the hubs it
+ * meets after those are counted together, as "other" (so metric labels stay bounded). */
+#define RH_HUB_REPORT_HUBS 32
+
+enum rh_hub_report_transport {
+    RH_HUB_REPORT_WEBSOCKETS,
+    RH_HUB_REPORT_SSE,
+    RH_HUB_REPORT_LONGPOLLING,
+    RH_HUB_REPORT_EVENTSOURCE, /* plain EventSource streams (/api/events) */
+    RH_HUB_REPORT_TRANSPORTS,
+};
+
+struct rh_hub_counts {
+    uint64_t sessions;     /* open now */
+    uint64_t messages_in;  /* hub messages from clients */
+    uint64_t messages_out; /* messages written to clients (a feed's: once per event) */
+    uint64_t bytes_in, bytes_out;
+};
+
+struct rh_hub_report_hub {
+    char name[RH_HUB_NAME_MAX + 1];
+    struct rh_hub_counts by[RH_HUB_REPORT_TRANSPORTS][2]; /* [transport][enum rh_hub_codec] */
+};
+
+struct rh_hub_report {
+    struct rh_hub_counts total[RH_HUB_REPORT_TRANSPORTS][2];
+    uint64_t groups_owned; /* named groups this shard owns that have members */
+    uint64_t closed_rate, closed_too_large, closed_handshake, closed_slow, closed_kicked;
+    uint64_t closed_timeout; /* the client sent nothing for 30 s */
+    uint64_t dropped_bytes, dropped_frames, refused_joins;
+    uint32_t hub_count;
+    struct rh_hub_report_hub hubs[RH_HUB_REPORT_HUBS + 1];
+};
+/* Fills @out for @s. On @s's thread. */
+void rh_hub_report(struct rh_shard *s, struct rh_hub_report *out);
+
+/* One client connection as operators see it. */
+struct rh_hub_conn_info {
+    char id[32]; /* its connectionId */
+    char hub[RH_HUB_NAME_MAX + 1];
+    char user[RH_GROUP_NAME_MAX + 1];
+    char peer[64];     /* "ip:port" of its stream's connection; "" for long polling */
+    uint8_t transport; /* enum rh_hub_report_transport */
+    uint8_t codec;     /* enum rh_hub_codec */
+    uint8_t shard;
+    uint32_t groups; /* named groups it is in */
+    uint32_t queue_bytes;
+    int64_t age_ms;
+};
+/* Calls @fn for each SignalR connection of @s past its handshake, of hub @hub (NULL ptr: any). */
+void rh_hub_each_conn(struct rh_shard *s, struct rh_span hub,
+                      void (*fn)(void *ctx, const struct rh_hub_conn_info *info), void *ctx);
+/* The shard of this node that holds connectionId @id, or -1 when @id is none of ours. */
+int rh_hub_conn_shard(struct rh_shard *s, struct rh_span id);
+/* Fills @out for the connection of @s with connectionId @id and calls @group_fn with each named
+ * group it is in; false when it has none such. */
+bool rh_hub_conn_find(struct rh_shard *s, struct rh_span id, struct rh_hub_conn_info *out,
+                      void (*group_fn)(void *ctx, struct rh_span group), void *ctx);
+/* Ends the connection of @s with connectionId @id: a hub Close with @reason, no reconnect.
+ * False when @s has no such connection. */
+bool rh_hub_kick(struct rh_shard *s, struct rh_span id, struct rh_span reason);
+/* The groups of @s (shards/groups.h), for listing them. */
+struct rh_groups *rh_hub_groups(struct rh_shard *s);
+
 /* The shard that keeps the events of @user of hub @hub: its streams are served there. */
 uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user);
 /* Starts an EventSource stream of @user's events on @c, on the shard rh_hub_events_shard

@@ -22,6 +22,9 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -31,6 +34,9 @@
 
 static uint32_t usable_cpus(int *cpus, uint32_t cpus_max);
 static int open_listener(const struct rh_cfg *cfg, uint16_t port, int *fd_out);
+static int open_side_listeners(struct rh_runtime *rt);
+static int open_admin_socket(const char *path, int *fd_out);
+static void add_listener(struct rh_shard *s, int fd, enum rh_listener_kind kind);
 static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_count);
 static void free_shards(struct rh_runtime *rt);
 static uint32_t conns_max_for_fd_limit(const struct rh_cfg *cfg);
@@ -47,6 +53,10 @@ int rh_runtime_start(struct rh_runtime **rt_out, const struct rh_cfg *cfg,
     rt->cfg = cfg;
     rt->handler = handler;
     rt->shard_count = count;
+    atomic_store(&rt->grace_ms, cfg->shutdown_grace_ms);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    rt->started_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 
     int err = rh_uring_probe(&rt->caps, cfg->io_oldest);
     if (err) {
@@ -111,8 +121,12 @@ int rh_runtime_serve(const struct rh_cfg *cfg, const struct rh_conn_handler *han
     if (!err) {
         int sig = 0;
         sigwait(&stop_signals, &sig);
-        rh_log_info("runtime", "%s: stopping (grace %u ms)", strsignal(sig),
-                    cfg->shutdown_grace_ms);
+        if (atomic_load(&rt->is_draining))
+            rh_log_info("runtime", "draining as the admin socket asked (grace %u ms)",
+                        atomic_load(&rt->grace_ms));
+        else
+            rh_log_info("runtime", "%s: stopping (grace %u ms)", strsignal(sig),
+                        cfg->shutdown_grace_ms);
         rh_runtime_stop(rt);
         rh_runtime_join(rt);
     }
@@ -153,6 +167,30 @@ uint32_t rh_runtime_node_id(const struct rh_runtime *rt)
 const struct rh_cfg *rh_runtime_cfg(const struct rh_runtime *rt)
 {
     return rt->cfg;
+}
+
+void rh_runtime_drain(struct rh_runtime *rt, uint32_t grace_ms)
+{
+    if (atomic_exchange(&rt->is_draining, true)) return;
+    atomic_store(&rt->grace_ms, grace_ms);
+    rh_runtime_stop(rt);
+    /* rh_runtime_serve's sigwait takes it: the process ends as after SIGTERM. */
+    kill(getpid(), SIGTERM);
+}
+
+bool rh_runtime_is_stopping(const struct rh_runtime *rt)
+{
+    return atomic_load_explicit(&rt->stop_requested, memory_order_relaxed);
+}
+
+int64_t rh_runtime_started_ms(const struct rh_runtime *rt)
+{
+    return rt->started_ms;
+}
+
+uint16_t rh_runtime_port(const struct rh_runtime *rt)
+{
+    return rt->port;
 }
 
 void rh_runtime_stop(struct rh_runtime *rt)
@@ -259,7 +297,8 @@ static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_coun
         s->idx = i;
         s->cpu = cpus[i % cpu_count];
         s->ring_fd = -1;
-        s->listen_fd = -1;
+        for (uint32_t k = 0; k < RH_LISTENERS_MAX; k++)
+            s->listeners[k].fd = -1;
         s->conns_max = conns_max / n ? conns_max / n : 1;
         s->in = rh_calloc(n, sizeof(*s->in));
         s->out = rh_calloc(n, sizeof(*s->out));
@@ -278,18 +317,105 @@ static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_coun
     }
 
     /* The first listener fixes the port (which may have been 0: any free port). */
-    int err = open_listener(cfg, cfg->port, &rt->shards[0]->listen_fd);
+    int fd;
+    int err = open_listener(cfg, cfg->port, &fd);
     if (err) return err;
+    add_listener(rt->shards[0], fd, RH_LISTENER_MAIN);
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
-    if (getsockname(rt->shards[0]->listen_fd, (struct sockaddr *)&bound, &bound_len) == -1)
-        return -errno;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) == -1) return -errno;
     rt->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                  : ((struct sockaddr_in *)&bound)->sin_port);
     for (uint32_t i = 1; i < n; i++) {
-        err = open_listener(cfg, rt->port, &rt->shards[i]->listen_fd);
+        err = open_listener(cfg, rt->port, &fd);
         if (err) return err;
+        add_listener(rt->shards[i], fd, RH_LISTENER_MAIN);
     }
+    return open_side_listeners(rt);
+}
+
+static void add_listener(struct rh_shard *s, int fd, enum rh_listener_kind kind)
+{
+    RH_ASSERT(s->listener_count < RH_LISTENERS_MAX);
+    s->listeners[s->listener_count++] = (struct rh_listener){.fd = fd, .kind = (uint8_t)kind};
+}
+
+/* The operator port and the admin socket, both on shard 0: they carry little traffic. */
+static int open_side_listeners(struct rh_runtime *rt)
+{
+    const struct rh_cfg *cfg = rt->cfg;
+    int fd, err;
+    if (cfg->metrics_port) {
+        err = open_listener(cfg, (uint16_t)cfg->metrics_port, &fd);
+        if (err) return err;
+        add_listener(rt->shards[0], fd, RH_LISTENER_OPERATOR);
+        rh_log_info("runtime", "operator port (/metrics, /dashboard) on %s:%u", cfg->listen_addr,
+                    cfg->metrics_port);
+    }
+    if (!*cfg->admin_socket) return 0;
+    /* The path, with %p standing for the port. */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    size_t len = 0;
+    for (const char *p = cfg->admin_socket; *p && len < sizeof(path) - 1; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            len += (size_t)snprintf(path + len, sizeof(path) - len, "%u", rt->port);
+            p++;
+        } else {
+            path[len++] = *p;
+        }
+    }
+    if (len >= sizeof(path) - 1) {
+        rh_log_error("runtime", "--admin-socket: the path is longer than %zu bytes",
+                     sizeof(path) - 2);
+        return -ENAMETOOLONG;
+    }
+    path[len] = '\0';
+    err = open_admin_socket(path, &fd);
+    if (err) return err;
+    add_listener(rt->shards[0], fd, RH_LISTENER_ADMIN);
+    rt->admin_path = rh_alloc(len + 1);
+    memcpy(rt->admin_path, path, len + 1);
+    rh_log_info("runtime", "admin socket at %s (ringhub-ctl -s %s)", path, path);
+    return 0;
+}
+
+/* A Unix socket at @path only our uid (and root) may connect to: mode 0600 is set before
+ * listen(2), so nobody connects while it is wider. A socket file left by a server that is gone
+ * is replaced; a live one, or a file of another kind, is an error. */
+static int open_admin_socket(const char *path, int *fd_out)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            rh_log_error("runtime", "--admin-socket %s exists and is not a socket", path);
+            return -EEXIST;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool is_live = probe != -1 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (probe != -1) close(probe);
+        if (is_live) {
+            rh_log_error("runtime", "--admin-socket %s is in use by a running server", path);
+            return -EADDRINUSE;
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) return -errno;
+    int err = 0;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+        err = -errno;
+    } else if (chmod(path, 0600) == -1 || listen(fd, 64) == -1) {
+        err = -errno;
+        unlink(path);
+    }
+    if (err) {
+        rh_log_error("runtime", "cannot open the admin socket %s: %s", path, strerror(-err));
+        close(fd);
+        return err;
+    }
+    *fd_out = fd;
     return 0;
 }
 
@@ -314,7 +440,8 @@ static void free_shards(struct rh_runtime *rt)
         for (uint32_t j = 0; j < n; j++)
             if (s->out[j]) rh_spsc_free(s->out[j]);
         if (s->ring_fd != -1) io_uring_queue_exit(&s->ring);
-        if (s->listen_fd != -1) close(s->listen_fd);
+        for (uint32_t k = 0; k < s->listener_count; k++)
+            if (s->listeners[k].fd != -1) close(s->listeners[k].fd);
         if (s->event_fd != -1) close(s->event_fd);
         rh_free(s->in);
         rh_free(s->out);
@@ -325,6 +452,9 @@ static void free_shards(struct rh_runtime *rt)
     rt->shards = NULL;
     rh_free((void *)rt->ip_conns);
     rt->ip_conns = NULL;
+    if (rt->admin_path) unlink(rt->admin_path);
+    rh_free(rt->admin_path);
+    rt->admin_path = NULL;
 }
 
 static uint32_t conns_max_for_fd_limit(const struct rh_cfg *cfg)

@@ -31,7 +31,8 @@
 #define WAIT_SAFETY_NET_MS 1000 /* bounded sleep even if a wake-up were lost (liburing #839) */
 #define ACCEPT_PAUSE_MS    100  /* after EMFILE/ENFILE */
 #define RING_FULL_RETRY_MS 1
-#define TIMER_BUDGET       1024 /* timer callbacks per turn */
+#define TIMER_BUDGET       1024       /* timer callbacks per turn */
+#define LOOP_WINDOW_NS     1000000000 /* loop utilisation is measured over this */
 
 static _Thread_local struct rh_shard *current_shard;
 
@@ -41,7 +42,10 @@ static void shard_loop(struct rh_shard *s);
 static bool shard_is_done(struct rh_shard *s);
 static void shard_begin_stop(struct rh_shard *s);
 static void stop_step(struct rh_shard *s);
-static void arm_accept(struct rh_shard *s);
+static void arm_accept(struct rh_shard *s, uint32_t i);
+static void arm_accepts(struct rh_shard *s);
+static bool is_accepting(const struct rh_shard *s);
+static void loop_time_note(struct rh_shard *s, int64_t now_ns, int64_t idle_ns);
 static void accept_pause_done(struct rh_timer *t);
 static void stop_grace_done(struct rh_timer *t);
 static void arm_event_read(struct rh_shard *s);
@@ -74,7 +78,7 @@ void *rh_shard_main(void *arg)
 
     if (rt->handler->shard_start) rt->handler->shard_start(s);
     arm_event_read(s);
-    arm_accept(s);
+    arm_accepts(s);
     shard_loop(s);
     if (rt->handler->shard_stop) rt->handler->shard_stop(s);
     shard_teardown(s);
@@ -115,6 +119,40 @@ struct rh_runtime *rh_shard_runtime(const struct rh_shard *s)
 uint32_t rh_shard_idx(const struct rh_shard *s)
 {
     return s->idx;
+}
+
+void rh_shard_report(struct rh_shard *s, struct rh_shard_report *out)
+{
+    RH_DEBUG_ASSERT(s == rh_shard_self());
+    memset(out, 0, sizeof(*out));
+    out->idx = s->idx;
+    out->cpu = s->cpu;
+#define GET(field) out->field = atomic_load_explicit(&s->stats.field, memory_order_relaxed)
+    GET(conns_live);
+    GET(conns_accepted);
+    GET(conns_closed);
+    GET(conns_rejected);
+    GET(conns_moved);
+    GET(bytes_in);
+    GET(bytes_out);
+    GET(blobs_in);
+    GET(wakes_received);
+    GET(ring_full);
+    GET(recv_enobufs);
+#undef GET
+    struct rh_list *it;
+    rh_list_for_each(it, &s->conns) {
+        out->send_queue_bytes += rh_list_entry(it, struct rh_conn, link)->q_bytes;
+    }
+    for (uint32_t j = 0; j < s->rt->shard_count; j++)
+        if (s->in[j]) out->ring_depth += rh_spsc_count(s->in[j]);
+    out->loop_busy_ns = s->loop_time.busy_ns;
+    out->loop_util_permille = s->loop_time.util_permille;
+    rh_uring_caps_describe(&s->caps, out->io, sizeof(out->io));
+    memcpy(out->latency, s->latency, sizeof(out->latency));
+    out->latency_count = s->latency_count;
+    out->latency_sum_ns = s->latency_sum_ns;
+    out->dropped_frames = s->dropped_frames;
 }
 
 uint32_t rh_shard_count(const struct rh_shard *s)
@@ -198,7 +236,9 @@ static int shard_setup(struct rh_shard *s)
     rh_wheel_init(&s->wheel, rh_clock_now_ms());
     rh_timer_init(&s->accept_pause, accept_pause_done);
     rh_timer_init(&s->stop_grace, stop_grace_done);
-    s->accept_multishot = s->caps.multishot_accept;
+    for (uint32_t i = 0; i < s->listener_count; i++)
+        s->listeners[i].multishot = s->caps.multishot_accept;
+    s->loop_time.window_start_ns = rh_clock_now_ns();
     s->recv_multishot = s->caps.multishot_recv;
     rh_conn_table_init(s);
     return 0;
@@ -243,14 +283,17 @@ static void shard_loop(struct rh_shard *s)
             atomic_thread_fence(memory_order_seq_cst);
             if (!inbound_is_empty(s)) timeout_ms = 0;
         }
+        int64_t wait_start_ns = rh_clock_now_ns(), idle_ns = 0;
         if (timeout_ms > 0) {
             struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                            .tv_nsec = (timeout_ms % 1000) * 1000000};
             struct io_uring_cqe *cqe;
             err = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+            idle_ns = rh_clock_now_ns() - wait_start_ns;
         } else {
             err = io_uring_submit_and_get_events(&s->ring);
         }
+        loop_time_note(s, wait_start_ns + idle_ns, idle_ns);
         atomic_store_explicit(&s->sleeping, false, memory_order_relaxed);
         if (err < 0 && err != -ETIME && err != -EINTR && err != -EAGAIN && err != -EBUSY)
             rh_log_limited(RH_LOG_WARN, "shard", "io_uring_enter: %s", strerror(-err));
@@ -272,17 +315,40 @@ static void shard_loop(struct rh_shard *s)
 
 static bool shard_is_done(struct rh_shard *s)
 {
-    return s->conns_closing && !s->accept_armed && rh_list_is_empty(&s->conns);
+    return s->conns_closing && !is_accepting(s) && rh_list_is_empty(&s->conns);
+}
+
+static bool is_accepting(const struct rh_shard *s)
+{
+    for (uint32_t i = 0; i < s->listener_count; i++)
+        if (s->listeners[i].armed) return true;
+    return false;
+}
+
+/* A wait of @idle_ns ended at @now_ns: the rest of the window was busy. */
+static void loop_time_note(struct rh_shard *s, int64_t now_ns, int64_t idle_ns)
+{
+    struct rh_loop_time *t = &s->loop_time;
+    t->window_idle_ns += idle_ns;
+    int64_t span = now_ns - t->window_start_ns;
+    if (span < LOOP_WINDOW_NS) return;
+    int64_t busy = span > t->window_idle_ns ? span - t->window_idle_ns : 0;
+    t->busy_ns += (uint64_t)busy;
+    t->util_permille = (uint32_t)(busy * 1000 / span);
+    t->window_start_ns = now_ns;
+    t->window_idle_ns = 0;
 }
 
 static void shard_begin_stop(struct rh_shard *s)
 {
     s->stopping = true;
-    rh_timer_schedule(&s->wheel, &s->stop_grace, rh_clock_now_ms() + s->rt->cfg->shutdown_grace_ms);
+    uint32_t grace_ms = atomic_load_explicit(&s->rt->grace_ms, memory_order_relaxed);
+    rh_timer_schedule(&s->wheel, &s->stop_grace, rh_clock_now_ms() + grace_ms);
     rh_timer_cancel(&s->accept_pause);
-    if (s->accept_armed) {
+    for (uint32_t i = 0; i < s->listener_count; i++) {
+        if (!s->listeners[i].armed) continue;
         struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
-        io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, 0), 0);
+        io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, i), 0);
         io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
     }
     if (s->rt->handler->shard_draining) s->rt->handler->shard_draining(s);
@@ -310,21 +376,28 @@ static void stop_step(struct rh_shard *s)
     rh_conn_close_all(s, RH_CLOSE_AFTER_FLUSH);
 }
 
-static void arm_accept(struct rh_shard *s)
+static void arm_accept(struct rh_shard *s, uint32_t i)
 {
+    struct rh_listener *l = &s->listeners[i];
     struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
-    if (s->accept_multishot)
-        io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (l->multishot)
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     else
-        io_uring_prep_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, 0));
-    s->accept_armed = true;
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_ACCEPT, 0, i));
+    l->armed = true;
+}
+
+static void arm_accepts(struct rh_shard *s)
+{
+    for (uint32_t i = 0; i < s->listener_count; i++)
+        if (!s->listeners[i].armed && s->listeners[i].fd != -1) arm_accept(s, i);
 }
 
 static void accept_pause_done(struct rh_timer *t)
 {
     struct rh_shard *s = (struct rh_shard *)((char *)t - offsetof(struct rh_shard, accept_pause));
-    arm_accept(s);
+    arm_accepts(s);
 }
 
 static void stop_grace_done(struct rh_timer *t)
@@ -381,21 +454,24 @@ static void handle_cqe(struct rh_shard *s, const struct io_uring_cqe *cqe)
 
 static void accept_done(struct rh_shard *s, const struct io_uring_cqe *cqe)
 {
+    uint32_t i = rh_ud_slot(cqe->user_data);
+    RH_ASSERT(i < s->listener_count);
+    struct rh_listener *l = &s->listeners[i];
     bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (cqe->res >= 0) rh_conn_accepted(s, cqe->res);
+    if (cqe->res >= 0) rh_conn_accepted(s, cqe->res, l->kind);
     if (more) return;
 
-    s->accept_armed = false;
+    l->armed = false;
     if (s->stopping) {
         /* New connections now fail at once instead of waiting in the backlog. */
-        close(s->listen_fd);
-        s->listen_fd = -1;
+        close(l->fd);
+        l->fd = -1;
         return;
     }
     int res = cqe->res;
-    if (res == -EINVAL && s->accept_multishot) {
+    if (res == -EINVAL && l->multishot) {
         rh_log_warn("shard", "multishot accept refused by the kernel; using single-shot accept");
-        s->accept_multishot = false;
+        l->multishot = false;
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
         rh_log_limited(RH_LOG_WARN, "shard", "accept: %s; pausing accepts for %d ms",
                        strerror(-res), ACCEPT_PAUSE_MS);
@@ -404,7 +480,7 @@ static void accept_done(struct rh_shard *s, const struct io_uring_cqe *cqe)
     } else if (res < 0 && res != -EINTR && res != -ECONNABORTED && res != -EAGAIN) {
         rh_log_limited(RH_LOG_WARN, "shard", "accept: %s", strerror(-res));
     }
-    arm_accept(s);
+    arm_accept(s, i);
 }
 
 static void drain_inbound(struct rh_shard *s)

@@ -40,6 +40,18 @@ static inline uint32_t rh_conn_id_slot(uint64_t id);
 static inline uint32_t rh_conn_id_gen(uint64_t id);
 static inline uint32_t rh_conn_id_node(uint64_t id);
 
+/* Which socket accepted a connection. Every shard listens on the main port; shard 0 also
+ * takes the admin Unix socket (--admin-socket) and the operator port (--metrics-port). */
+enum rh_listener_kind {
+    RH_LISTENER_MAIN,
+    RH_LISTENER_ADMIN,
+    RH_LISTENER_OPERATOR,
+};
+
+/* Delivery latency buckets (rh_shard_report): bucket i counts latencies up to 2^(i+16) ns
+ * (65.5 us, 131 us, ... 4.3 s); the last one counts everything above. */
+#define RH_LATENCY_BUCKETS 18
+
 enum rh_close_how {
     RH_CLOSE_NOW,         /* drop what is queued and close */
     RH_CLOSE_AFTER_FLUSH, /* stop reading, send what is queued, then close */
@@ -119,6 +131,35 @@ struct rh_runtime_stats {
 };
 /* Any thread. */
 void rh_runtime_stats(const struct rh_runtime *rt, struct rh_runtime_stats *out);
+/* An operator asked to drain: stop accepting, let the handler say goodbye, close connections
+ * within @grace_ms, and end rh_runtime_serve (which returns as after SIGTERM). Any thread. */
+void rh_runtime_drain(struct rh_runtime *rt, uint32_t grace_ms);
+/* True once the runtime is stopping (a signal or a drain). Any thread. */
+bool rh_runtime_is_stopping(const struct rh_runtime *rt);
+/* When the runtime started: wall clock, ms since the epoch. Any thread. */
+int64_t rh_runtime_started_ms(const struct rh_runtime *rt);
+/* The bound main port. Any thread. */
+uint16_t rh_runtime_port(const struct rh_runtime *rt);
+
+/* What a shard reports about itself (rh_shard_report): its counters since start and its state
+ * now. */
+struct rh_shard_report {
+    uint32_t idx;
+    int cpu;
+    uint64_t conns_live, conns_accepted, conns_closed, conns_rejected, conns_moved;
+    uint64_t bytes_in, bytes_out, blobs_in, wakes_received, ring_full, recv_enobufs;
+    uint64_t send_queue_bytes;   /* queued on its connections, not sent yet */
+    uint64_t ring_depth;         /* blobs waiting for it in its inbound rings */
+    uint64_t loop_busy_ns;       /* time its loop spent outside io_uring waits */
+    uint32_t loop_util_permille; /* over the last second */
+    char io[96];                 /* the io_uring features it uses */
+    uint64_t latency[RH_LATENCY_BUCKETS];
+    uint64_t latency_count, latency_sum_ns;
+    uint64_t dropped_frames; /* queued buffers dropped for readers that did not keep up */
+};
+/* Fills @out for @s; on @s's thread (other shards ask it over the rings). */
+void rh_shard_report(struct rh_shard *s, struct rh_shard_report *out);
+
 /* This node's id (--node-id), part of every connection id. Any thread. */
 uint32_t rh_runtime_node_id(const struct rh_runtime *rt);
 /* The configuration the runtime was started with (read-only). Any thread. */
@@ -154,6 +195,11 @@ struct rh_shard *rh_conn_shard(const struct rh_conn *c);
 void *rh_conn_app(const struct rh_conn *c);
 void rh_conn_set_app(struct rh_conn *c, void *app);
 bool rh_conn_is_open(const struct rh_conn *c);
+enum rh_listener_kind rh_conn_listener(const struct rh_conn *c);
+/* The uid of the peer of a Unix socket (SO_PEERCRED), or -1. */
+int64_t rh_conn_peer_uid(const struct rh_conn *c);
+/* The peer's address as "ip:port" ("[ip6]:port") into @out, or "" when it has none. */
+void rh_conn_peer_name(const struct rh_conn *c, char *out, size_t cap);
 /* Queues @buf after what the connection already queued and takes a new reference to it;
  * nothing is copied. Returns 0, or -EPIPE when the connection is closing (nothing queued). */
 int rh_conn_send(struct rh_conn *c, struct rh_buf *buf);

@@ -88,6 +88,7 @@ struct rh_conn {
     bool dirty;                /* has queued data and no send in flight; on shard->dirty */
     bool fixed;                /* its socket is also in the ring's file table, at index slot */
     uint8_t handoff_dst;       /* HANDOFF: the shard it moves to */
+    uint8_t listener;          /* enum rh_listener_kind of the socket that accepted it */
     uint16_t inflight;         /* submitted operations whose last completion is pending */
     struct rh_list link;       /* shard->conns while not FREE */
     struct rh_list dirty_link; /* shard->dirty while dirty; shard->lingering while LINGERING
@@ -115,6 +116,24 @@ struct rh_shard_stats {
     _Atomic uint64_t wakes_sent, wakes_received, recv_enobufs, ring_full, conns_moved;
 };
 
+/* A listening socket of a shard: every shard has the main one (SO_REUSEPORT); shard 0 also
+ * has the admin socket and the operator port when they are configured. */
+#define RH_LISTENERS_MAX 3
+struct rh_listener {
+    int fd;
+    uint8_t kind; /* enum rh_listener_kind */
+    bool armed;
+    bool multishot;
+};
+
+/* How busy the loop is: time outside io_uring waits, per window of LOOP_WINDOW_NS. */
+struct rh_loop_time {
+    int64_t window_start_ns;
+    int64_t window_idle_ns;
+    uint64_t busy_ns;       /* since start */
+    uint32_t util_permille; /* over the last full window */
+};
+
 struct rh_shard {
     /* The wake-up flag is written by other shards: keep it off the lines the owner writes. */
     _Alignas(64) _Atomic bool sleeping;
@@ -126,9 +145,8 @@ struct rh_shard {
     int ring_fd;  /* published before the start barrier, read by other shards */
     int event_fd; /* wakes this shard: stop requests, and wake-ups without MSG_RING */
     uint64_t event_value;
-    int listen_fd;
-    bool accept_armed;
-    bool accept_multishot;
+    struct rh_listener listeners[RH_LISTENERS_MAX];
+    uint32_t listener_count;
     bool recv_multishot;
     bool stopping;
     bool drain_announced; /* stopping: its draining hook's blobs are all on the rings */
@@ -161,6 +179,12 @@ struct rh_shard {
 
     void *app;
     struct rh_shard_stats stats;
+    struct rh_loop_time loop_time;
+    /* Delivery latency of stamped buffers (struct rh_buf stamp_ns), from stamp to the
+     * completion of the send that finished them. */
+    uint64_t latency[RH_LATENCY_BUCKETS];
+    uint64_t latency_count, latency_sum_ns;
+    uint64_t dropped_frames; /* rh_conn_drop_queued and rh_conn_drop_tagged */
 };
 
 struct rh_runtime {
@@ -178,6 +202,10 @@ struct rh_runtime {
      * indexed by a keyed hash of the address (shared by the shards: an atomic add at accept
      * and close; two addresses may share a counter, rarely). NULL without the limit. */
     _Atomic uint32_t *ip_conns;
+    _Atomic uint32_t grace_ms; /* --shutdown-grace-ms, or the timeout of an admin drain */
+    _Atomic bool is_draining;  /* stopping because an operator asked (rh_runtime_drain) */
+    int64_t started_ms;        /* wall clock, ms since the epoch */
+    char *admin_path;          /* the admin socket's path, unlinked at the end; NULL: none */
 };
 
 #define RH_IP_SLOTS 65536
@@ -197,7 +225,7 @@ void rh_shard_blob_discard(struct rh_blob *b);
 /* conn.c: the connection side of the loop */
 void rh_conn_table_init(struct rh_shard *s);
 void rh_conn_table_free(struct rh_shard *s);
-void rh_conn_accepted(struct rh_shard *s, int fd);
+void rh_conn_accepted(struct rh_shard *s, int fd, uint8_t listener);
 void rh_conn_adopt(struct rh_shard *s, struct rh_blob *b);
 void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe);
 void rh_conn_flush_dirty(struct rh_shard *s);

@@ -7,7 +7,8 @@ build_pkgs=(build-essential cmake pkg-config
     liburing-dev libwslay-dev libhiredis-dev libmsgpack-dev libssl-dev libinih-dev)
 # chromium: tests/browser drives Debian's headless Chromium (/usr/bin/chromium) with playwright-core
 # (its fonts come with fontconfig's fonts-dejavu-core, enough for the test's screenshot).
-test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev chromium)
+# prometheus: its promtool checks /metrics in tests/node/metrics.test.mjs.
+test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev chromium prometheus)
 
 want=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

@@ -17,6 +17,7 @@ struct rh_span {
 static inline struct rh_span rh_span_make(const void *ptr, uint32_t len);
 static inline bool rh_span_eq_str(struct rh_span s, const char *lit);
 static inline bool rh_span_eq_nocase(struct rh_span s, const char *lit);
+static inline bool rh_span_eq(struct rh_span a, struct rh_span b);
 
 static inline struct rh_span rh_span_make(const void *ptr, uint32_t len)
 {
@@ -35,4 +36,9 @@ static inline bool rh_span_eq_nocase(struct rh_span s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.len == n && (n == 0 || strncasecmp((const char *)s.ptr, lit, n) == 0);
+}
+
+static inline bool rh_span_eq(struct rh_span a, struct rh_span b)
+{
+    return a.len == b.len && (!a.len || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
