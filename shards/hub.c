@@ -4,258 +4,33 @@
  * and hub bytes split across messages (held only while a message is incomplete). Every reply
  * is written once into a buffer and framed as one WebSocket message, one SSE event or one
  * piece of a poll's answer, so the client always receives whole hub messages.
+ *
+ * This file has sessions, hub methods and fan-out; hub_lp.c transport requests and long
+ * polling, hub_api.c the backend API, hub_report.c what operators see (hub_internal.h).
  */
-#include "shards/hub.h"
+#include "shards/hub_internal.h"
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "core/alloc.h"
 #include "core/b64.h"
 #include "core/clock.h"
 #include "core/hash.h"
-#include "core/list.h"
 #include "core/log.h"
-#include "core/table.h"
-#include "core/timer.h"
-#include "shards/events.h"
-#include "shards/front.h"
-#include "shards/groups.h"
-#include "transports/hub.h"
 #include "transports/hub_json.h"
 #include "transports/hub_msgpack.h"
 #include "transports/hub_transcode.h"
 #include "transports/sse.h"
-#include "transports/ws.h"
 
-#define KEEPALIVE_MS        15000
-#define CLIENT_TIMEOUT_MS   30000
-#define BLOB_SEND_ALL       1
-#define BLOB_SEND_TO_CONN   2
-#define BLOB_REQUEST        3   /* a transport request, to the shard of its connection */
-#define BLOB_ANSWER         4   /* its answer, back to the shard of the waiting connection */
-#define BLOB_API_CONN       5   /* an API request about a connection, to its shard */
-#define BLOB_API_QUERY      6   /* an API question about a group or user, to its owner */
-#define BLOB_USER_GROUPS    7   /* an API request about a user's groups, to the user's owner */
-#define BLOB_APPLY_GROUPS   8   /* a user's members on a shard join or leave groups */
-#define USER_GROUPS_MAX     100 /* groups kept per user; adding one more drops the oldest */
-#define SWEEP_MS            1000
-#define SLOW_CLOSE_GRACE_MS 1000 /* a slow consumer's Close may still get through this long */
-#define SLOW_RULES_MAX      32   /* --slow-consumer-groups patterns */
-#define ROUTE_BYTES         8    /* node | shard | slot | generation, as in connection ids */
-#define SECRET_BYTES        16
-#define PUBLIC_BYTES        8 /* random tail of a connectionId */
-#define ID_TEXT_LEN         RH_B64URL_LEN(ROUTE_BYTES + PUBLIC_BYTES)
-#define TOKEN_TEXT_LEN      RH_B64URL_LEN(ROUTE_BYTES + SECRET_BYTES)
-#define LINKS_MAX           (1u << RH_CONN_ID_SLOT_BITS) /* what a connection id can name */
-#define LINK_NONE           UINT32_MAX
-#define NOTE_HANDSHAKE      0   /* a join's note: the user's join, then the handshake reply */
-#define NOTE_COMPLETE       1   /* a join's note: JoinGroup's completion; invocation id follows */
-#define NOTE_API            2   /* a join's note: an API request to answer; u64 reply_to follows */
-#define INVOCATION_ID_MAX   200 /* bytes of a JoinGroup invocation id carried in its note */
-
-enum link_state {
-    LINK_FREE,
-    LINK_NEGOTIATED, /* waiting for its transport */
-    LINK_ATTACHED,   /* a session runs on it */
-};
-
-/* One hub connection of this shard, from negotiate (or a WebSocket without one) to its end. */
-struct hub_link {
-    uint32_t gen;
-    uint8_t state;
-    uint8_t version;   /* negotiate version: 0 uses the connectionId as its token */
-    uint32_t hub_hash; /* of the hub it was negotiated for: a token serves that hub only */
-    uint8_t secret[SECRET_BYTES];
-    uint8_t public_tail[PUBLIC_BYTES];
-    union {
-        int64_t expires_ms;             /* NEGOTIATED */
-        struct rh_hub_session *session; /* ATTACHED */
-    };
-};
-
-/* What a session runs on: hub.h's two transports with a stream, long polling, and the feed of
- * a user's EventSource streams. */
-enum session_transport {
-    TRANSPORT_WS,
-    TRANSPORT_SSE,
-    TRANSPORT_LP,
-    TRANSPORT_EVENTS,
-};
-
-/* How bytes for a transport are framed; a fan-out keeps one frame per protocol and framing. */
-enum framing {
-    FRAMING_RAW,   /* hub messages as they are: long polling */
-    FRAMING_WS,    /* one WebSocket message */
-    FRAMING_SSE,   /* one SSE event of data: lines */
-    FRAMING_EVENT, /* a named event with the arguments as JSON data: EventSource feeds */
-    FRAMING_COUNT,
-};
-
-/* A long-polling session's side of the transport. */
-struct lp_state {
-    uint64_t waiter; /* the connection holding a poll, when has_waiter */
-    bool has_waiter;
-    bool is_answer_due; /* something to send to the waiter at the next tick */
-    int64_t since_ms;   /* when the held poll came, or when the last poll was answered */
-    int64_t started_ms;
-    uint32_t out_count, out_cap, out_bytes;
-    struct rh_buf **out; /* hub bytes for the next poll, oldest first */
-};
-
-/* A stream of a user's EventSource events: its connection is attached to the feed session. */
-struct rh_hub_stream {
-    struct rh_events_stream *attached;
-    struct rh_hub_session *feed;
-};
-
-/* A hub's name, kept once per shard and shared by the sessions there that serve it: a session
- * holds a pointer, not a copy, and finding a hub's sessions compares pointers. */
-struct hub_name {
-    uint64_t hash;
-    uint32_t refs; /* sessions */
-    uint32_t len;
-    char text[];
-};
-
-/* What happens to a connection whose send queue is full (--slow-consumer). */
-enum slow_policy {
-    SLOW_DISCONNECT,
-    SLOW_DROP_OLDEST,
-    SLOW_LATEST_VALUE, /* a group's newer message takes the place of its older one waiting */
-};
-
-struct slow_rule {
-    char pattern[RH_GROUP_NAME_MAX + 1];
-    uint8_t policy;
-};
-
-/* What the limits did on a shard: each a counter, reported at stop (and by /metrics, later). */
-struct limit_counts {
-    uint64_t closed_rate;      /* --message-rate */
-    uint64_t closed_too_large; /* --max-message-size */
-    uint64_t closed_handshake; /* --handshake-timeout-ms */
-    uint64_t closed_slow;      /* --slow-consumer disconnect */
-    uint64_t dropped_bytes;    /* --slow-consumer drop-oldest and latest-value */
-    uint64_t refused_joins;    /* --max-groups-per-connection */
-    uint64_t closed_kicked;    /* by an operator (the admin socket's kick) */
-    uint64_t closed_timeout;   /* no message from the client for 30 s */
-    uint64_t dropped_frames;   /* long polling's waiting messages dropped (the rest: runtime) */
-};
-
-/* Counters of one hub on this shard, by transport and hub protocol (struct rh_hub_report). */
-struct hub_stats {
-    struct rh_hub_counts by[RH_HUB_REPORT_TRANSPORTS][2];
-    uint32_t len;
-    char name[RH_HUB_NAME_MAX];
-};
-
-/* The groups the API put a user in, kept by the shard that owns the user: its connections
- * join them now (on whatever shard) and when they come later. */
-struct user_groups {
-    uint64_t hash; /* feed_hash(hub, user) */
-    uint16_t hub_len, user_len;
-    uint32_t group_count;
-    char *groups[USER_GROUPS_MAX]; /* each a u16 length, then the name */
-    char text[];                   /* hub, then user */
-};
-
-/* The hub sessions and hub connections of one shard. */
-struct hub_shard {
-    struct rh_shard *shard;
-    struct rh_list sessions; /* past their handshake */
-    struct hub_link *links;
-    uint32_t link_count, link_cap;
-    uint32_t *free_links;
-    uint32_t free_count;
-    uint32_t negotiated_count;
-    struct rh_timer sweep; /* drops negotiated connections never used */
-    struct rh_groups *groups;
-    uint32_t message_bytes_max;  /* --max-message-size (ASP.NET's MaximumReceiveMessageSize) */
-    struct rh_table hub_names;   /* struct hub_name */
-    struct rh_table feeds;       /* EventSource feed sessions, by hash(hub, user) */
-    struct rh_table user_groups; /* struct user_groups of the users this shard owns */
-    uint8_t slow_default;        /* enum slow_policy */
-    uint32_t slow_rule_count;
-    struct slow_rule *slow_rules;
-    struct limit_counts counts;
-    /* RH_HUB_REPORT_HUBS hubs by name, then "other" */
-    struct hub_stats hub_stats[RH_HUB_REPORT_HUBS + 1];
-    uint32_t hub_stats_count;
-    const struct rh_cfg *cfg;
-};
-
-/* An invocation to send, as it travels between shards (a SendToAll blob, a group message):
- * the argument values are in the sender's hub protocol. */
-struct send_all {
-    enum rh_hub_codec codec;
-    struct rh_span hub, target;
-    uint32_t arg_count;
-    struct rh_span args[RH_HUB_ARGS_MAX];
-    uint32_t excluded_count; /* connections it is not for (the HTTP API's excluded=) */
-    const uint8_t *excluded; /* excluded_count u64 routes, host order, unaligned */
-    int64_t stamp_ns;        /* a group message: when it was sent (fan-out latency); else 0 */
-};
-
-/* Handshake, then (for a connection with a user) the wait for the user's join to take
- * effect, so that a SendToUser issued once the client is connected reaches it. */
-enum session_state {
-    SESSION_HANDSHAKE,
-    SESSION_JOINING_USER,
-    SESSION_READY,
-};
-
-struct rh_hub_session {
-    struct rh_conn *conn; /* WebSockets and SSE: the stream's connection; else NULL */
-    union {
-        struct rh_ws_in ws;            /* TRANSPORT_WS */
-        struct lp_state *lp;           /* TRANSPORT_LP */
-        struct rh_events_feed *events; /* TRANSPORT_EVENTS */
-    };
-    uint8_t state;     /* enum session_state */
-    uint8_t transport; /* enum session_transport */
-    /* Set inside parser callbacks, which must not close (closing frees the session while the
-     * parser still runs); rh_hub_session_recv closes once the parser has returned. */
-    bool is_ending;
-    enum rh_hub_codec codec;
-    int64_t last_rx_ms, last_tx_ms;
-    struct rh_timer tick; /* handshake timeout, then keep-alive and client timeout */
-    struct rh_list link;  /* struct hub_shard's sessions, once handshaken */
-    uint32_t link_slot;   /* its struct hub_link */
-    struct hub_name *hub;
-    uint8_t *pending; /* hub bytes of an incomplete message */
-    uint32_t pending_len;
-    uint32_t group_count;  /* memberships, the user's included */
-    struct rh_list groups; /* struct rh_membership, in_member */
-    char *user;            /* user_len bytes of user, then roles_len bytes of roles; NULL: none */
-    uint16_t user_len;
-    uint16_t roles_len;   /* the roles of struct rh_hub_identity */
-    bool is_open;         /* no access key: every method allowed */
-    bool is_slow;         /* closed for not keeping up: its tick closes the connection */
-    bool is_behind;       /* latest-value: its queue is long; conflating */
-    uint32_t rate_tokens; /* hub messages it may still send now: --message-rate, --message-burst */
-    int64_t started_ms;
-    struct rh_hub_counts *counts; /* its hub's, transport's and protocol's, once handshaken */
-};
-
-/* One message to many sessions of a shard: encoded once per hub protocol, when the first
- * session that speaks it needs it. */
-struct fanout {
-    struct send_all m;
-    struct rh_buf *frames[2][FRAMING_COUNT];
-    bool is_unconvertible[2][FRAMING_COUNT]; /* the values do not convert to that */
-    int64_t now_ms; /* read once: a clock read per recipient showed in profiles */
-    uint8_t policy; /* enum slow_policy for its recipients */
-    uint32_t tag;   /* SLOW_LATEST_VALUE: its group's tag on every frame (struct rh_buf) */
-};
-
+static void send_all_received(struct hub_shard *hs, struct rh_blob *b);
 static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t len, bool is_end);
+static void hub_feed(struct rh_hub_session *h, const uint8_t *data, size_t len);
 static int on_ping(void *ctx, const uint8_t *payload, size_t len);
 static int on_close(void *ctx, uint16_t code, const char *reason, size_t reason_len);
 static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t len);
@@ -264,43 +39,35 @@ static void dispatch(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg);
+static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
 static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg *msg);
 static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                  enum rh_group_kind kind, bool is_others);
+static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy, uint32_t tag);
+static uint32_t conflate(struct rh_hub_session *h, uint32_t tag);
+static void slow_consumer_close(struct rh_hub_session *h);
+static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_span group);
+static void slow_rules_parse(struct hub_shard *hs);
+static bool is_allowed(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
+                       const char *role, struct rh_span group);
 static bool group_arg(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
                       bool is_only_arg, char name[RH_GROUP_NAME_MAX], struct rh_group_key *key);
 static void groups_deliver(void *ctx, const struct rh_group_key *key, const struct rh_list *members,
                            struct rh_span msg, uint64_t except);
-static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy, uint32_t tag);
-static void slow_consumer_close(struct rh_hub_session *h);
-static uint32_t conflate(struct rh_hub_session *h, uint32_t tag);
-static enum slow_policy slow_policy_of(const struct hub_shard *hs, struct rh_span group);
-static void slow_rules_parse(struct hub_shard *hs);
 static void groups_joined(void *ctx, uint64_t route, struct rh_span note);
 static void session_ready(struct rh_hub_session *h);
-static void hub_feed(struct rh_hub_session *h, const uint8_t *data, size_t len);
 static void fanout_to(struct fanout *f, struct rh_hub_session *h);
+static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, enum framing fr);
 static void fanout_end(struct fanout *f);
-static struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name);
-static struct hub_name *hub_name_get(struct hub_shard *hs, struct rh_span name);
-static void hub_name_put(struct hub_shard *hs, struct hub_name *name);
-static struct rh_span hub_span(const struct rh_hub_session *h);
-static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b);
-static void send_all_received(struct hub_shard *hs, struct rh_blob *b);
 static uint32_t link_alloc(struct hub_shard *hs);
 static void link_free(struct hub_shard *hs, uint32_t slot);
-static uint64_t link_route(const struct hub_shard *hs, uint32_t slot);
-static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
 static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
 static void sweep_fired(struct rh_timer *t);
 static struct send_all send_all_of(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                    uint32_t first_arg, struct rh_span target);
-static uint32_t send_all_size(const struct send_all *m);
-static void send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size);
 static bool is_excluded(const struct send_all *m, uint64_t route);
 static bool send_all_unpack(struct rh_span in, struct send_all *out);
-static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, enum framing fr);
 static struct rh_buf *invocation_bytes(const struct send_all *m, enum rh_hub_codec codec);
 static struct rh_buf *invocation_event(const struct send_all *m);
 static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
@@ -310,60 +77,14 @@ static void complete_error(struct rh_hub_session *h, const struct rh_hub_msg *ms
 static ssize_t arg_string(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                           uint32_t idx, void *out, size_t cap);
 static void send_hub(struct rh_hub_session *h, struct rh_buf *hub_bytes);
-static void send_ws_close(struct rh_hub_session *h, uint16_t code);
-static void end_with_error(struct rh_hub_session *h, const char *error);
-static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect);
-static void session_finish(struct rh_hub_session *h);
-static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t len);
 static void session_write(struct rh_hub_session *h, struct rh_buf *frame);
+static void send_ws_close(struct rh_hub_session *h, uint16_t code);
 static void tick_fired(struct rh_timer *t);
-static void tick_schedule(struct rh_hub_session *h);
 static uint32_t message_bytes_max(void);
-static struct hub_shard *shard_hubs(void);
-static uint64_t session_route(const struct rh_hub_session *h);
-static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
-                                          enum session_transport transport, struct rh_span hub,
-                                          const struct rh_hub_identity *who);
-static bool is_allowed(struct rh_hub_session *h, const struct rh_hub_msg *msg, const char *method,
-                       const char *role, struct rh_span group);
-static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot);
-static void transport_request(struct hub_shard *hs, const struct rh_hub_request *req);
-static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
-                   struct rh_span body);
-static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, const char *text);
-static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b);
-static void answer_json(struct hub_shard *hs, uint64_t reply_to, int status, const char *json);
-static struct rh_blob *request_pack(const struct rh_hub_request *req);
-static bool request_unpack(struct rh_span in, struct rh_hub_request *req);
-static void lp_poll(struct rh_hub_session *h, uint64_t reply_to);
-static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req);
-static bool connection_route(const struct rh_shard *s, const char *id, uint32_t len,
-                             uint64_t *route, uint8_t tail[PUBLIC_BYTES]);
-static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route,
-                                            const uint8_t tail[PUBLIC_BYTES]);
-static void api_conn_received(struct hub_shard *hs, struct rh_blob *b);
-static void api_query_received(struct hub_shard *hs, struct rh_blob *b);
-static void user_groups_received(struct hub_shard *hs, struct rh_blob *b);
-static void apply_groups_received(struct hub_shard *hs, struct rh_blob *b);
-static void post_apply(struct hub_shard *hs, uint32_t shard, bool is_join, const uint64_t *route,
-                       struct rh_span hub, struct rh_span user, char *const *groups,
-                       uint32_t count);
-static void groups_owner_joining(void *ctx, const struct rh_group_key *key, uint64_t route,
-                                 uint32_t member_shard);
-static struct user_groups *user_groups_find(struct hub_shard *hs, struct rh_span hub,
-                                            struct rh_span user);
-static void user_groups_free(struct user_groups *ug);
-static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes);
-static void lp_answer(struct rh_hub_session *h);
-static void lp_tick(struct rh_hub_session *h);
 static void feed_tick(struct rh_hub_session *h);
 static bool feed_eq(const void *item, const void *key);
-static uint64_t feed_hash(struct rh_span hub, struct rh_span user);
-static struct hub_stats *hub_stats_of(struct hub_shard *hs, struct rh_span hub);
-static void count_owned(void *ctx, const struct rh_group_info *info);
-static void conn_info(struct hub_shard *hs, const struct rh_hub_session *h,
-                      struct rh_hub_conn_info *out);
-
+static struct hub_name *hub_name_get(struct hub_shard *hs, struct rh_span name);
+static void hub_name_put(struct hub_shard *hs, struct hub_name *name);
 static const struct rh_ws_in_ops ws_ops = {
     .on_data = on_data,
     .on_ping = on_ping,
@@ -373,7 +94,7 @@ static const struct rh_ws_in_ops ws_ops = {
 static const struct rh_groups_ops group_ops = {
     .deliver = groups_deliver,
     .joined = groups_joined,
-    .owner_joining = groups_owner_joining,
+    .owner_joining = hub_groups_owner_joining,
 };
 
 void rh_hub_shard_start(struct rh_shard *s)
@@ -408,7 +129,7 @@ void rh_hub_shard_stop(struct rh_shard *s)
     rh_table_free(&hs->feeds);
     uint32_t cursor = 0;
     for (struct user_groups *ug; (ug = rh_table_next(&hs->user_groups, &cursor));)
-        user_groups_free(ug);
+        hub_user_groups_free(ug);
     rh_table_free(&hs->user_groups);
     const struct limit_counts *n = &hs->counts;
     if (n->closed_rate || n->closed_too_large || n->closed_handshake || n->closed_slow ||
@@ -438,10 +159,10 @@ void rh_hub_shard_draining(struct rh_shard *s)
     rh_list_for_each(node, &hs->sessions) {
         struct rh_hub_session *h = rh_list_entry(node, struct rh_hub_session, link);
         if (h->is_ending || h->transport == TRANSPORT_EVENTS) continue;
-        end_session(h, "Server is shutting down.", true);
+        hub_end_session(h, "Server is shutting down.", true);
         /* A held poll gets the Close now, not at the next tick: connections close as soon as
          * every shard has drained. */
-        if (h->transport == TRANSPORT_LP && h->lp->has_waiter) lp_answer(h);
+        if (h->transport == TRANSPORT_LP && h->lp->has_waiter) hub_lp_answer(h);
     }
 }
 
@@ -458,22 +179,23 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
         deliver_to_connection(hs, b);
         return;
     case BLOB_REQUEST:
-        if (request_unpack(rh_span_make(b->data, b->len), &req)) transport_request(hs, &req);
+        if (hub_request_unpack(rh_span_make(b->data, b->len), &req))
+            hub_transport_request(hs, &req);
         return;
     case BLOB_ANSWER:
-        answer_blob_received(hs, b);
+        hub_answer_blob_received(hs, b);
         return;
     case BLOB_API_CONN:
-        api_conn_received(hs, b);
+        hub_api_conn_received(hs, b);
         return;
     case BLOB_API_QUERY:
-        api_query_received(hs, b);
+        hub_api_query_received(hs, b);
         return;
     case BLOB_USER_GROUPS:
-        user_groups_received(hs, b);
+        hub_user_groups_received(hs, b);
         return;
     case BLOB_APPLY_GROUPS:
-        apply_groups_received(hs, b);
+        hub_apply_groups_received(hs, b);
         return;
     default:
         rh_log_limited(RH_LOG_ERROR, "hub", "unknown blob kind %u", b->kind);
@@ -523,7 +245,7 @@ struct rh_buf *rh_hub_negotiate(struct rh_shard *s, struct rh_span hub, int vers
 
     uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
     char id[ID_TEXT_LEN + 1], token[TOKEN_TEXT_LEN + 1];
-    route_put(raw, link_route(hs, slot));
+    hub_route_put(raw, hub_link_route(hs, slot));
     memcpy(raw + ROUTE_BYTES, l->public_tail, PUBLIC_BYTES);
     rh_b64url_encode(raw, ROUTE_BYTES + PUBLIC_BYTES, id);
     memcpy(raw + ROUTE_BYTES, l->secret, SECRET_BYTES);
@@ -554,7 +276,7 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
     enum session_transport wanted = transport == RH_HUB_WEBSOCKETS ? TRANSPORT_WS : TRANSPORT_SSE;
     uint32_t slot;
     if (id.len) {
-        struct hub_link *l = link_find(hs, id, &slot);
+        struct hub_link *l = hub_link_find(hs, id, &slot);
         if (!l || l->hub_hash != (uint32_t)rh_hash(hub.ptr, hub.len)) return 404;
         if (l->state == LINK_ATTACHED) /* as ASP.NET answers */
             return l->session->transport == wanted ? 409 : 400;
@@ -566,14 +288,14 @@ int rh_hub_session_start(struct rh_conn *c, enum rh_hub_transport transport, str
         if (RAND_bytes(hs->links[slot].public_tail, PUBLIC_BYTES) != 1)
             RH_ASSERT(!"RAND_bytes failed");
     }
-    *out = session_new(hs, slot, wanted, hub, who);
+    *out = hub_session_new(hs, slot, wanted, hub, who);
     (*out)->conn = c;
     return 0;
 }
 
 void rh_hub_session_free(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     if (h->counts && h->transport != TRANSPORT_EVENTS) h->counts->sessions--;
     rh_groups_leave_all(hs->groups, &h->groups);
     link_free(hs, h->link_slot);
@@ -584,14 +306,15 @@ void rh_hub_session_free(struct rh_hub_session *h)
         rh_ws_in_destroy(&h->ws);
         break;
     case TRANSPORT_LP:
-        if (h->lp->has_waiter) answer_text(hs, h->lp->waiter, 204, "");
+        if (h->lp->has_waiter) hub_answer_text(hs, h->lp->waiter, 204, "");
         for (uint32_t i = 0; i < h->lp->out_count; i++)
             rh_buf_unref(h->lp->out[i]);
         rh_free(h->lp->out);
         rh_free(h->lp);
         break;
     case TRANSPORT_EVENTS:
-        rh_table_remove(&hs->feeds, feed_hash(hub_span(h), rh_span_make(h->user, h->user_len)), h);
+        rh_table_remove(&hs->feeds, hub_feed_hash(hub_span(h), rh_span_make(h->user, h->user_len)),
+                        h);
         rh_events_feed_free(h->events);
         break;
     default:
@@ -629,108 +352,6 @@ ssize_t rh_hub_session_recv(struct rh_hub_session *h, const uint8_t *data, size_
     return n;
 }
 
-void rh_hub_request(struct rh_shard *s, const struct rh_hub_request *req)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    int owner = rh_hub_id_shard(s, (const char *)req->token.ptr, req->token.len);
-    if (owner < 0) {
-        answer_text(hs, req->reply_to, 404, "No Connection with that ID");
-        return;
-    }
-    if ((uint32_t)owner == rh_shard_idx(s)) {
-        transport_request(hs, req);
-        return;
-    }
-    rh_shard_post(s, (uint32_t)owner, request_pack(req));
-}
-
-int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    const struct rh_rest_route *r = req->route;
-    struct rh_span hub = rh_span_make(r->hub, r->hub_len);
-    switch (r->op) {
-    case RH_REST_HEALTH:
-        return 200;
-    case RH_REST_SEND_ALL:
-    case RH_REST_SEND_USER:
-    case RH_REST_SEND_GROUP:
-    case RH_REST_SEND_CONNECTION:
-        return api_send(hs, req);
-    case RH_REST_GROUP_EXISTS:
-    case RH_REST_USER_EXISTS: {
-        /* Asked of the owner, which knows which shards have members. */
-        struct rh_group_key key = {r->op == RH_REST_USER_EXISTS ? RH_GROUP_USER : RH_GROUP_NAMED,
-                                   hub, rh_span_make(r->name, r->name_len)};
-        uint32_t size = 8 + 1 + 2 + hub.len + 2 + r->name_len;
-        struct rh_blob *b = rh_blob_new(BLOB_API_QUERY, 1, NULL, size);
-        uint8_t *p = b->data;
-        uint16_t len16;
-        memcpy(p, &req->reply_to, 8);
-        p[8] = (uint8_t)key.kind;
-        p += 9;
-        len16 = (uint16_t)hub.len;
-        memcpy(p, &len16, 2);
-        memcpy(p + 2, hub.ptr, hub.len);
-        p += 2 + hub.len;
-        len16 = (uint16_t)r->name_len;
-        memcpy(p, &len16, 2);
-        memcpy(p + 2, r->name, r->name_len);
-        rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
-        return 0;
-    }
-    case RH_REST_GROUP_ADD_USER:
-    case RH_REST_GROUP_REMOVE_USER:
-    case RH_REST_USER_IN_GROUP:
-    case RH_REST_USER_LEAVE_ALL: {
-        /* Kept by the user's owner, which also knows the shards with its connections. */
-        struct rh_group_key key = {RH_GROUP_USER, hub, rh_span_make(r->user, r->user_len)};
-        uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + r->user_len + 2 + r->name_len;
-        struct rh_blob *b = rh_blob_new(BLOB_USER_GROUPS, 1, NULL, size);
-        uint8_t *p = b->data;
-        *p++ = (uint8_t)r->op;
-        *p++ = r->is_v1;
-        memcpy(p, &req->reply_to, 8);
-        p += 8;
-        const struct rh_span fields[] = {hub, key.name, rh_span_make(r->name, r->name_len)};
-        for (int i = 0; i < 3; i++) {
-            uint16_t len16 = (uint16_t)fields[i].len;
-            memcpy(p, &len16, 2);
-            if (len16) memcpy(p + 2, fields[i].ptr, len16);
-            p += 2 + len16;
-        }
-        rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
-        return 0;
-    }
-    default: {
-        /* About one connection: asked of its shard. */
-        uint64_t route;
-        uint8_t tail[PUBLIC_BYTES];
-        if (!connection_route(s, r->conn, r->conn_len, &route, tail))
-            return r->op == RH_REST_CLOSE_CONNECTION ? (r->is_v1 ? 202 : 200) : 404;
-        uint32_t size =
-            1 + 1 + 8 + 8 + PUBLIC_BYTES + 2 + hub.len + 2 + r->name_len + 2 + req->reason.len;
-        struct rh_blob *b = rh_blob_new(BLOB_API_CONN, 1, NULL, size);
-        uint8_t *p = b->data;
-        *p++ = (uint8_t)r->op;
-        *p++ = r->is_v1;
-        memcpy(p, &req->reply_to, 8);
-        memcpy(p + 8, &route, 8);
-        memcpy(p + 16, tail, PUBLIC_BYTES);
-        p += 16 + PUBLIC_BYTES;
-        const struct rh_span fields[] = {hub, rh_span_make(r->name, r->name_len), req->reason};
-        for (int i = 0; i < 3; i++) {
-            uint16_t len16 = (uint16_t)fields[i].len;
-            memcpy(p, &len16, 2);
-            if (len16) memcpy(p + 2, fields[i].ptr, len16);
-            p += 2 + len16;
-        }
-        rh_shard_post(s, rh_conn_id_shard(route), b);
-        return 0;
-    }
-    }
-}
-
 uint32_t rh_hub_events_shard(struct rh_shard *s, struct rh_span hub, struct rh_span user)
 {
     struct hub_shard *hs = rh_shard_app(s);
@@ -744,7 +365,7 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
     RH_ASSERT(hub.len <= RH_HUB_NAME_MAX && user.len && user.len <= RH_GROUP_NAME_MAX);
     struct hub_shard *hs = rh_shard_app(rh_conn_shard(c));
     struct rh_span key[2] = {hub, user};
-    uint64_t hash = feed_hash(hub, user);
+    uint64_t hash = hub_feed_hash(hub, user);
     struct rh_hub_session *feed = rh_table_find(&hs->feeds, hash, feed_eq, key);
     if (!feed) {
         /* The user's feed: a session that receives what its user and the hub's clients get,
@@ -752,7 +373,7 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
         uint32_t slot = link_alloc(hs);
         if (slot == LINK_NONE) return NULL;
         struct rh_hub_identity who = {.user = user};
-        feed = session_new(hs, slot, TRANSPORT_EVENTS, hub, &who);
+        feed = hub_session_new(hs, slot, TRANSPORT_EVENTS, hub, &who);
         feed->events = rh_events_feed_new(hs->cfg->events_history);
         feed->state = SESSION_READY;
         feed->counts = &hub_stats_of(hs, hub)->by[TRANSPORT_EVENTS][RH_HUB_JSON];
@@ -760,14 +381,14 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
         rh_table_insert(&hs->feeds, hash, feed);
         struct rh_group_key user_key = {RH_GROUP_USER, hub, user};
         feed->group_count++;
-        rh_groups_join(hs->groups, &user_key, feed, link_route(hs, slot), &feed->groups,
+        rh_groups_join(hs->groups, &user_key, feed, hub_link_route(hs, slot), &feed->groups,
                        rh_span_make(NULL, 0));
     }
     struct rh_hub_stream *st = rh_alloc(sizeof(*st));
     st->feed = feed;
     st->attached = rh_events_attach(feed->events, c, last_id, rh_clock_now_ms());
     feed->counts->sessions++; /* a feed's sessions are its streams */
-    tick_schedule(feed);
+    hub_tick_schedule(feed);
     return st;
 }
 
@@ -777,13 +398,13 @@ void rh_hub_stream_free(struct rh_hub_stream *st)
     feed->counts->sessions--;
     rh_events_detach(st->attached);
     rh_free(st);
-    tick_schedule(feed); /* the history's retention starts with the last stream gone */
+    hub_tick_schedule(feed); /* the history's retention starts with the last stream gone */
 }
 
 /* A new session of @transport on hub connection @slot (taken from free or negotiated). */
-static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
-                                          enum session_transport transport, struct rh_span hub,
-                                          const struct rh_hub_identity *who)
+struct rh_hub_session *hub_session_new(struct hub_shard *hs, uint32_t slot,
+                                       enum session_transport transport, struct rh_span hub,
+                                       const struct rh_hub_identity *who)
 {
     RH_ASSERT(who->roles.len <= RH_HUB_ROLES_MAX);
     struct rh_hub_session *h = rh_calloc(1, sizeof(*h));
@@ -812,7 +433,7 @@ static struct rh_hub_session *session_new(struct hub_shard *hs, uint32_t slot,
     }
     if (transport != TRANSPORT_EVENTS)
         rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick,
-                          h->last_rx_ms + shard_hubs()->cfg->handshake_timeout_ms);
+                          h->last_rx_ms + hub_shard_self()->cfg->handshake_timeout_ms);
     return h;
 }
 
@@ -825,15 +446,15 @@ static int on_data(void *ctx, enum rh_ws_opcode op, const uint8_t *data, size_t 
     struct rh_hub_session *h = ctx;
     (void)op; /* the hub stream ignores frame types: the JSON handshake comes as text anyway */
     (void)is_end;
-    session_input(h, data, len);
+    hub_session_input(h, data, len);
     return h->is_ending ? -ECONNABORTED : 0;
 }
 
 /* Hub bytes from the client, whatever carried them. */
-static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t len)
+void hub_session_input(struct rh_hub_session *h, const uint8_t *data, size_t len)
 {
     /* The rate bucket refills for the time since the last input. */
-    const struct rh_cfg *cfg = shard_hubs()->cfg;
+    const struct rh_cfg *cfg = hub_shard_self()->cfg;
     int64_t now_ms = rh_clock_now_ms();
     uint64_t refill = (uint64_t)(now_ms - h->last_rx_ms) * cfg->message_rate / 1000;
     uint64_t tokens = h->rate_tokens + refill;
@@ -843,8 +464,8 @@ static void session_input(struct rh_hub_session *h, const uint8_t *data, size_t 
     if (h->counts) h->counts->bytes_in += len;
     if (h->state == SESSION_JOINING_USER && h->pending_len + len > message_bytes_max()) {
         /* Held unparsed until the handshake reply: a client should wait for it. */
-        end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
-                          "data before the handshake completed.");
+        hub_end_with_error(h, "Connection closed with an error. InvalidDataException: too much "
+                              "data before the handshake completed.");
         return;
     }
     hub_feed(h, data, len);
@@ -923,7 +544,7 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
         if (n == -EAGAIN) break;
         if (n < 0) {
             char error[256];
-            if (n == -EMSGSIZE) shard_hubs()->counts.closed_too_large++;
+            if (n == -EMSGSIZE) hub_shard_self()->counts.closed_too_large++;
             if (n == -EMSGSIZE)
                 snprintf(error, sizeof(error),
                          "Connection closed with an error. InvalidDataException: The maximum "
@@ -933,19 +554,19 @@ static ssize_t hub_input(struct rh_hub_session *h, const uint8_t *data, size_t l
                 snprintf(error, sizeof(error),
                          "Connection closed with an error. InvalidDataException: %s",
                          reason ? reason : "malformed message");
-            end_with_error(h, error);
+            hub_end_with_error(h, error);
             break;
         }
         used += (size_t)n;
         if (!h->rate_tokens) {
             /* Over the rate for longer than the burst allows: not a client to keep serving. */
             char error[200];
-            shard_hubs()->counts.closed_rate++;
+            hub_shard_self()->counts.closed_rate++;
             snprintf(error, sizeof(error),
                      "Connection closed with an error. HubException: more than %u messages per "
                      "second (--message-rate), beyond a burst of %u.",
-                     shard_hubs()->cfg->message_rate, shard_hubs()->cfg->message_burst);
-            end_with_error(h, error);
+                     hub_shard_self()->cfg->message_rate, hub_shard_self()->cfg->message_burst);
+            hub_end_with_error(h, error);
             break;
         }
         h->rate_tokens--;
@@ -977,13 +598,13 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
                 session_ready(h);
                 return n;
             }
-            struct hub_shard *hubs = shard_hubs();
+            struct hub_shard *hubs = hub_shard_self();
             struct rh_group_key key = {RH_GROUP_USER, hub_span(h),
                                        rh_span_make(h->user, h->user_len)};
             uint8_t note = NOTE_HANDSHAKE;
             h->state = SESSION_JOINING_USER;
             h->group_count++;
-            rh_groups_join(hubs->groups, &key, h, link_route(hubs, h->link_slot), &h->groups,
+            rh_groups_join(hubs->groups, &key, h, hub_link_route(hubs, h->link_slot), &h->groups,
                            rh_span_make(&note, 1));
             return n;
         }
@@ -993,7 +614,7 @@ static ssize_t handshake(struct rh_hub_session *h, const uint8_t *data, size_t l
     }
     rh_hub_handshake_error_text(fail, n > 0 ? &hs : NULL, error, sizeof(error));
     rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: handshake refused: %s",
-                   (unsigned long long)session_route(h), error);
+                   (unsigned long long)hub_session_route(h), error);
     struct rh_buf *reply = rh_buf_new(64);
     rh_hub_handshake_write_error(&reply, error);
     send_hub(h, reply);
@@ -1054,7 +675,7 @@ static void invoke_echo(struct rh_hub_session *h, const struct rh_hub_msg *msg)
  * included, receives Invocation(target, args). */
 static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct rh_shard *s = shard_hubs()->shard;
+    struct rh_shard *s = hub_shard_self()->shard;
     uint8_t target[RH_HUB_NAME_MAX];
     ssize_t target_len = arg_string(h, msg, 0, target, sizeof(target));
     if (msg->arg_count < 1 || target_len <= 0) {
@@ -1064,9 +685,9 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
     if (!is_allowed(h, msg, "SendToAll", "ringhub.sendToAll", rh_span_make(NULL, 0))) return;
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     struct send_all m = send_all_of(h, msg, 1, target_span);
-    uint32_t size = send_all_size(&m);
+    uint32_t size = hub_send_all_size(&m);
     struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(s), NULL, size);
-    send_all_pack(&m, b->data, size);
+    hub_send_all_pack(&m, b->data, size);
     rh_shard_post_all(s, b);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
@@ -1075,7 +696,7 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
  * (of this node) it lives; an unknown id is not an error, as in ASP.NET. */
 static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct rh_shard *s = shard_hubs()->shard;
+    struct rh_shard *s = hub_shard_self()->shard;
     char id[ID_TEXT_LEN + 1];
     uint8_t target[RH_HUB_NAME_MAX];
     ssize_t id_len = arg_string(h, msg, 0, id, sizeof(id));
@@ -1089,13 +710,13 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
         return;
     uint64_t route;
     uint8_t tail[PUBLIC_BYTES];
-    if (id_len > 0 && connection_route(s, id, (uint32_t)id_len, &route, tail)) {
+    if (id_len > 0 && hub_connection_route(s, id, (uint32_t)id_len, &route, tail)) {
         struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
         struct send_all m = send_all_of(h, msg, 2, target_span);
-        uint32_t size = send_all_size(&m);
+        uint32_t size = hub_send_all_size(&m);
         struct rh_blob *b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, PUBLIC_BYTES + size);
         memcpy(b->data, tail, PUBLIC_BYTES);
-        send_all_pack(&m, b->data + PUBLIC_BYTES, size);
+        hub_send_all_pack(&m, b->data + PUBLIC_BYTES, size);
         b->arg = route;
         rh_shard_post(s, rh_conn_id_shard(route), b);
     }
@@ -1110,7 +731,7 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
     if (b->len < PUBLIC_BYTES ||
         !send_all_unpack(rh_span_make(b->data + PUBLIC_BYTES, b->len - PUBLIC_BYTES), &m))
         return;
-    struct rh_hub_session *h = session_by_id(hs, b->arg, b->data);
+    struct rh_hub_session *h = hub_session_by_id(hs, b->arg, b->data);
     if (!h) return; /* gone, or never was */
     /* Connections of another hub are out of reach, as in ASP.NET, where each hub has its own. */
     if (h->hub != hub_name_find(hs, m.hub)) return;
@@ -1123,12 +744,12 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
  * any send issued after the completion reaches the caller. */
 static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "JoinGroup", true, name, &key)) return;
     if (!is_allowed(h, msg, "JoinGroup", "ringhub.joinLeaveGroup", key.name)) return;
-    if (h->group_count >= shard_hubs()->cfg->max_groups_per_conn) {
+    if (h->group_count >= hub_shard_self()->cfg->max_groups_per_conn) {
         hs->counts.refused_joins++;
         char error[160];
         snprintf(error, sizeof(error),
@@ -1148,7 +769,7 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
     }
     note[0] = NOTE_COMPLETE;
     memcpy(note + 1, msg->invocation_id.ptr, id_len);
-    if (rh_groups_join(hs->groups, &key, h, link_route(hs, h->link_slot), &h->groups,
+    if (rh_groups_join(hs->groups, &key, h, hub_link_route(hs, h->link_slot), &h->groups,
                        rh_span_make(note, 1 + id_len)))
         h->group_count++;
 }
@@ -1156,7 +777,7 @@ static void invoke_join_group(struct rh_hub_session *h, const struct rh_hub_msg 
 /* LeaveGroup(group): in effect at once, since fan-out walks this shard's own index. */
 static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg *msg)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     char name[RH_GROUP_NAME_MAX];
     struct rh_group_key key;
     if (!group_arg(h, msg, "LeaveGroup", true, name, &key)) return;
@@ -1171,7 +792,7 @@ static void invoke_leave_group(struct rh_hub_session *h, const struct rh_hub_msg
 static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                  enum rh_group_kind kind, bool is_others)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     const char *method = kind == RH_GROUP_USER ? "SendToUser"
                          : is_others           ? "SendToOthersInGroup"
                                                : "SendToGroup";
@@ -1195,11 +816,12 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
     struct rh_span target_span = rh_span_make(target, (uint32_t)target_len);
     struct send_all m = send_all_of(h, msg, 2, target_span);
     m.stamp_ns = rh_clock_now_ns();
-    uint32_t size = send_all_size(&m);
+    uint32_t size = hub_send_all_size(&m);
     uint8_t *out;
     struct rh_blob *b = rh_groups_message_new(&key, size, &out);
-    send_all_pack(&m, out, size);
-    rh_groups_send(hs->groups, b, is_others ? link_route(hs, h->link_slot) : RH_GROUPS_NO_EXCEPT);
+    hub_send_all_pack(&m, out, size);
+    rh_groups_send(hs->groups, b,
+                   is_others ? hub_link_route(hs, h->link_slot) : RH_GROUPS_NO_EXCEPT);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0));
 }
 
@@ -1209,7 +831,7 @@ static void invoke_send_to_group(struct rh_hub_session *h, const struct rh_hub_m
  * send. */
 static bool has_room(struct rh_hub_session *h, uint32_t len, enum slow_policy policy, uint32_t tag)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     uint32_t cap = hs->cfg->send_queue_max;
     if (h->transport == TRANSPORT_EVENTS) return true; /* its streams: their connections */
     struct lp_state *lp = h->transport == TRANSPORT_LP ? h->lp : NULL;
@@ -1260,7 +882,7 @@ static uint32_t conflate(struct rh_hub_session *h, uint32_t tag)
         if (lp->out[i]->tag == tag) {
             dropped += lp->out[i]->len;
             rh_buf_unref(lp->out[i]);
-            shard_hubs()->counts.dropped_frames++;
+            hub_shard_self()->counts.dropped_frames++;
         } else {
             lp->out[kept++] = lp->out[i];
         }
@@ -1275,7 +897,7 @@ static uint32_t conflate(struct rh_hub_session *h, uint32_t tag)
  * queued for it. Safe inside a fan-out: nothing is freed now. */
 static void slow_consumer_close(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     char error[200];
     snprintf(error, sizeof(error),
              "Connection closed with an error. The client did not keep up: %u bytes were "
@@ -1286,13 +908,13 @@ static void slow_consumer_close(struct rh_hub_session *h)
         for (uint32_t i = 0; i < h->lp->out_count; i++)
             rh_buf_unref(h->lp->out[i]);
         h->lp->out_count = h->lp->out_bytes = 0;
-        end_session(h, error, true);
-        session_finish(h);
+        hub_end_session(h, error, true);
+        hub_session_finish(h);
         return;
     }
-    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s", (unsigned long long)session_route(h),
-                   error);
-    end_session(h, error, true);
+    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s",
+                   (unsigned long long)hub_session_route(h), error);
+    hub_end_session(h, error, true);
     h->is_slow = true;
     rh_timer_schedule(rh_shard_wheel(hs->shard), &h->tick, rh_clock_now_ms() + SLOW_CLOSE_GRACE_MS);
 }
@@ -1406,7 +1028,7 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
     if (note.len == 1 + 8 && note.ptr[0] == NOTE_API) {
         uint64_t reply_to;
         memcpy(&reply_to, note.ptr + 1, 8);
-        answer_text(hs, reply_to, 200, "");
+        hub_answer_text(hs, reply_to, 200, "");
         return;
     }
     if (slot >= hs->link_count || !note.len) return;
@@ -1417,7 +1039,7 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
     if (note.ptr[0] == NOTE_HANDSHAKE) {
         session_ready(h);
         if (h->pending_len) hub_feed(h, NULL, 0); /* what the client sent meanwhile */
-        if (h->is_ending) session_finish(h);      /* may free @h */
+        if (h->is_ending) hub_session_finish(h);  /* may free @h */
         return;
     }
     struct rh_hub_msg msg = {.invocation_id = rh_span_make(note.ptr + 1, note.len - 1)};
@@ -1428,7 +1050,7 @@ static void groups_joined(void *ctx, uint64_t route, struct rh_span note)
  * does), and the session starts taking messages. */
 static void session_ready(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     h->state = SESSION_READY;
     rh_list_push_back(&hs->sessions, &h->link);
     h->counts = &hub_stats_of(hs, hub_span(h))->by[h->transport][h->codec];
@@ -1436,7 +1058,7 @@ static void session_ready(struct rh_hub_session *h)
     struct rh_buf *ok = rh_buf_new(8);
     rh_hub_handshake_write_ok(&ok);
     send_hub(h, ok);
-    tick_schedule(h);
+    hub_tick_schedule(h);
 }
 
 static void fanout_to(struct fanout *f, struct rh_hub_session *h)
@@ -1448,7 +1070,7 @@ static void fanout_to(struct fanout *f, struct rh_hub_session *h)
         [TRANSPORT_EVENTS] = FRAMING_EVENT,
     };
     if (h->is_ending || h->state != SESSION_READY) return;
-    if (f->m.excluded_count && is_excluded(&f->m, session_route(h))) return;
+    if (f->m.excluded_count && is_excluded(&f->m, hub_session_route(h))) return;
     struct rh_buf *frame = fanout_frame(f, h->codec, (enum framing)framing_of[h->transport]);
     if (!frame) return;
     if (!f->now_ms) f->now_ms = rh_clock_now_ms();
@@ -1519,7 +1141,7 @@ static void link_free(struct hub_shard *hs, uint32_t slot)
     hs->free_links[hs->free_count++] = slot;
 }
 
-static uint64_t link_route(const struct hub_shard *hs, uint32_t slot)
+uint64_t hub_link_route(const struct hub_shard *hs, uint32_t slot)
 {
     uint64_t node = rh_runtime_node_id(rh_shard_runtime(hs->shard));
     return node << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS) |
@@ -1527,7 +1149,7 @@ static uint64_t link_route(const struct hub_shard *hs, uint32_t slot)
            (uint64_t)slot << RH_CONN_ID_GEN_BITS | hs->links[slot].gen;
 }
 
-static void route_put(uint8_t out[ROUTE_BYTES], uint64_t route)
+void hub_route_put(uint8_t out[ROUTE_BYTES], uint64_t route)
 {
     for (int i = ROUTE_BYTES - 1; i >= 0; i--, route >>= 8)
         out[i] = (uint8_t)route;
@@ -1570,7 +1192,7 @@ static struct send_all send_all_of(const struct rh_hub_session *h, const struct 
  * target, u8 argument count, then per argument a u32 length and its encoded bytes, then u8
  * excluded count and that many u64 routes, then the i64 stamp_ns. Host order: blobs never leave the
  * process. */
-static uint32_t send_all_size(const struct send_all *m)
+uint32_t hub_send_all_size(const struct send_all *m)
 {
     uint32_t size = 1 + 2 + m->hub.len + 2 + m->target.len + 1 + 1 + 8 * m->excluded_count + 8;
     for (uint32_t i = 0; i < m->arg_count; i++)
@@ -1579,7 +1201,7 @@ static uint32_t send_all_size(const struct send_all *m)
 }
 
 /* Writes the @size bytes (from send_all_size) at @out. */
-static void send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size)
+void hub_send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size)
 {
     uint8_t *p = out;
     uint16_t len16;
@@ -1792,7 +1414,7 @@ static void session_write(struct rh_hub_session *h, struct rh_buf *frame)
         rh_conn_send(h->conn, frame);
         break;
     case TRANSPORT_LP:
-        lp_queue(h, rh_buf_ref(frame));
+        hub_lp_queue(h, rh_buf_ref(frame));
         break;
     case TRANSPORT_EVENTS:
         rh_events_publish(h->events, frame, rh_clock_now_ms());
@@ -1810,17 +1432,17 @@ static void send_ws_close(struct rh_hub_session *h, uint16_t code)
 }
 
 /* Queues a hub Close with @error and a WebSocket close, and marks the session as ending. */
-static void end_with_error(struct rh_hub_session *h, const char *error)
+void hub_end_with_error(struct rh_hub_session *h, const char *error)
 {
-    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s", (unsigned long long)session_route(h),
-                   error);
-    end_session(h, error, false);
+    rh_log_limited(RH_LOG_INFO, "hub", "connection %llx: %s",
+                   (unsigned long long)hub_session_route(h), error);
+    hub_end_session(h, error, false);
 }
 
 /* Queues a hub Close with @error (@allow_reconnect: the server is going away, not the client
  * at fault) and, on a WebSocket, a close frame saying which, and marks the session as ending.
  * The caller then calls session_finish, once no parser of the session runs. */
-static void end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect)
+void hub_end_session(struct rh_hub_session *h, const char *error, bool allow_reconnect)
 {
     struct rh_span text = rh_span_make(error, (uint32_t)strlen(error));
     struct rh_buf *out = rh_buf_new(64 + text.len);
@@ -1839,7 +1461,7 @@ static void end_session(struct rh_hub_session *h, const char *error, bool allow_
 /* An ending session goes: with a stream, its connection closes once what it queued is sent
  * (which frees @h through the front); long polling hands what is left to the next poll, whose
  * successor gets 204 and frees it. */
-static void session_finish(struct rh_hub_session *h)
+void hub_session_finish(struct rh_hub_session *h)
 {
     if (h->conn) {
         rh_conn_close(h->conn, RH_CLOSE_AFTER_FLUSH);
@@ -1847,13 +1469,13 @@ static void session_finish(struct rh_hub_session *h)
     }
     if (h->transport == TRANSPORT_LP) {
         h->lp->is_answer_due = true;
-        tick_schedule(h);
+        hub_tick_schedule(h);
     }
 }
 
-static void tick_schedule(struct rh_hub_session *h)
+void hub_tick_schedule(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     int64_t at;
     if (h->transport == TRANSPORT_LP) {
         /* No pings: polling is the keep-alive. A held poll ends after --poll-timeout-ms, and a
@@ -1862,8 +1484,8 @@ static void tick_schedule(struct rh_hub_session *h)
         at = lp->since_ms +
              (lp->has_waiter ? hs->cfg->poll_timeout_ms : hs->cfg->disconnect_timeout_ms);
         if (h->state != SESSION_READY &&
-            lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms < at)
-            at = lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms;
+            lp->started_ms + hub_shard_self()->cfg->handshake_timeout_ms < at)
+            at = lp->started_ms + hub_shard_self()->cfg->handshake_timeout_ms;
         if (lp->is_answer_due) at = rh_clock_now_ms();
     } else if (h->transport == TRANSPORT_EVENTS) {
         bool is_watched = rh_events_has_streams(h->events);
@@ -1883,7 +1505,7 @@ static void tick_fired(struct rh_timer *t)
     struct rh_hub_session *h =
         (struct rh_hub_session *)((char *)t - offsetof(struct rh_hub_session, tick));
     if (h->transport == TRANSPORT_LP) {
-        lp_tick(h);
+        hub_lp_tick(h);
         return;
     }
     if (h->transport == TRANSPORT_EVENTS) {
@@ -1899,16 +1521,16 @@ static void tick_fired(struct rh_timer *t)
     if (h->state != SESSION_READY) {
         char error[64];
         rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
-        shard_hubs()->counts.closed_handshake++;
-        end_with_error(h, error);
-        session_finish(h); /* outside the parser: close now */
+        hub_shard_self()->counts.closed_handshake++;
+        hub_end_with_error(h, error);
+        hub_session_finish(h); /* outside the parser: close now */
         return;
     }
     if (now_ms - h->last_rx_ms >= CLIENT_TIMEOUT_MS) {
-        shard_hubs()->counts.closed_timeout++;
-        end_with_error(h, "Connection closed with an error. Server timeout elapsed without "
-                          "receiving a message from the client.");
-        session_finish(h);
+        hub_shard_self()->counts.closed_timeout++;
+        hub_end_with_error(h, "Connection closed with an error. Server timeout elapsed without "
+                              "receiving a message from the client.");
+        hub_session_finish(h);
         return;
     }
     if (now_ms - h->last_tx_ms >= KEEPALIVE_MS) {
@@ -1919,27 +1541,27 @@ static void tick_fired(struct rh_timer *t)
             rh_hub_msgpack_write_ping(&ping);
         send_hub(h, ping);
     }
-    tick_schedule(h);
+    hub_tick_schedule(h);
 }
 
 static uint32_t message_bytes_max(void)
 {
-    return shard_hubs()->message_bytes_max;
+    return hub_shard_self()->message_bytes_max;
 }
 
-static struct hub_shard *shard_hubs(void)
+struct hub_shard *hub_shard_self(void)
 {
     return rh_shard_app(rh_shard_self());
 }
 
-static uint64_t session_route(const struct rh_hub_session *h)
+uint64_t hub_session_route(const struct rh_hub_session *h)
 {
-    return link_route(shard_hubs(), h->link_slot);
+    return hub_link_route(hub_shard_self(), h->link_slot);
 }
 
 /* The hub connection @token names (a connectionToken, or a v0 connectionId), in *@slot; NULL
  * when it names none of this shard's, or its secret does not match. */
-static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot)
+struct hub_link *hub_link_find(struct hub_shard *hs, struct rh_span token, uint32_t *slot)
 {
     /* The secret must match: the token is the only proof of having negotiated. A v0
      * connection uses its public id as the token, as ASP.NET does. */
@@ -1960,243 +1582,11 @@ static struct hub_link *link_find(struct hub_shard *hs, struct rh_span token, ui
     return l;
 }
 
-/* A POST, poll or DELETE, on the shard of its connection; answers come from here. */
-static void transport_request(struct hub_shard *hs, const struct rh_hub_request *req)
-{
-    uint32_t slot;
-    struct hub_link *l = link_find(hs, req->token, &slot);
-    struct rh_hub_session *h = l && l->state == LINK_ATTACHED ? l->session : NULL;
-    bool is_other_hub = l && l->hub_hash != (uint32_t)rh_hash(req->hub.ptr, req->hub.len);
-    if (!l || is_other_hub || (!h && req->op != RH_HUB_OP_POLL)) {
-        answer_text(hs, req->reply_to, 404, "No Connection with that ID");
-        return;
-    }
-    switch (req->op) {
-    case RH_HUB_OP_POLL:
-        if (!h) {
-            /* The first poll: long polling starts, and the poll is answered at once. */
-            hs->negotiated_count--;
-            session_new(hs, slot, TRANSPORT_LP, req->hub, &req->who);
-            answer(hs, req->reply_to, 200, RH_FRONT_BINARY, rh_span_make(NULL, 0));
-        } else if (h->transport != TRANSPORT_LP) {
-            answer_text(hs, req->reply_to, 400, "Cannot change transports mid-connection");
-        } else {
-            lp_poll(h, req->reply_to);
-        }
-        return;
-    case RH_HUB_OP_POST:
-        if (h->transport == TRANSPORT_WS) {
-            answer_text(hs, req->reply_to, 405,
-                        "POST requests are not allowed for WebSocket connections.");
-            return;
-        }
-        if (h->is_ending) {
-            answer_text(hs, req->reply_to, 404, "No Connection with that ID");
-            return;
-        }
-        session_input(h, req->body.ptr, req->body.len);
-        answer_text(hs, req->reply_to, 200, "");
-        if (h->is_ending) session_finish(h);
-        return;
-    case RH_HUB_OP_DELETE:
-        if (h->transport != TRANSPORT_LP) {
-            answer_text(hs, req->reply_to, 400,
-                        "Cannot terminate this connection using the DELETE endpoint.");
-            return;
-        }
-        answer_text(hs, req->reply_to, 202, "");
-        rh_hub_session_free(h); /* a held poll gets 204 */
-        return;
-    }
-}
-
-/* Answers the request connection @reply_to waits on: directly when it is on this shard, else
- * over the rings. */
-static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
-                   struct rh_span body)
-{
-    uint32_t shard = rh_conn_id_shard(reply_to);
-    if (shard == rh_shard_idx(hs->shard)) {
-        rh_front_answer(hs->shard, reply_to, status, kind, body);
-        return;
-    }
-    struct rh_blob *b = rh_blob_new(BLOB_ANSWER, 1, NULL, 3 + body.len);
-    uint16_t status16 = (uint16_t)status;
-    b->data[0] = (uint8_t)kind;
-    memcpy(b->data + 1, &status16, 2);
-    if (body.len) memcpy(b->data + 3, body.ptr, body.len);
-    b->arg = reply_to;
-    rh_shard_post(hs->shard, shard, b);
-}
-
-static void answer_text(struct hub_shard *hs, uint64_t reply_to, int status, const char *text)
-{
-    answer(hs, reply_to, status, RH_FRONT_TEXT, rh_span_make(text, (uint32_t)strlen(text)));
-}
-
-static void answer_json(struct hub_shard *hs, uint64_t reply_to, int status, const char *json)
-{
-    answer(hs, reply_to, status, RH_FRONT_JSON, rh_span_make(json, (uint32_t)strlen(json)));
-}
-
-static void answer_blob_received(struct hub_shard *hs, struct rh_blob *b)
-{
-    uint16_t status;
-    if (b->len < 3) return;
-    memcpy(&status, b->data + 1, 2);
-    rh_front_answer(hs->shard, b->arg, status, (enum rh_front_body)b->data[0],
-                    rh_span_make(b->data + 3, b->len - 3));
-}
-
-/* A transport request as BLOB_REQUEST carries it: u8 op, u8 is_open, u64 reply_to, then hub,
- * token, user and roles each as a u16 length and bytes, and the body as a u32 length and bytes
- * (host order). */
-static struct rh_blob *request_pack(const struct rh_hub_request *req)
-{
-    uint32_t size = 1 + 1 + 8 + 2 + req->hub.len + 2 + req->token.len + 2 + req->who.user.len + 2 +
-                    req->who.roles.len + 4 + req->body.len;
-    struct rh_blob *b = rh_blob_new(BLOB_REQUEST, 1, NULL, size);
-    uint8_t *p = b->data;
-    *p++ = (uint8_t)req->op;
-    *p++ = req->who.is_open;
-    memcpy(p, &req->reply_to, 8);
-    p += 8;
-    const struct rh_span *short_fields[] = {&req->hub, &req->token, &req->who.user,
-                                            &req->who.roles};
-    for (int i = 0; i < 4; i++) {
-        uint16_t len16 = (uint16_t)short_fields[i]->len;
-        memcpy(p, &len16, 2);
-        if (len16) memcpy(p + 2, short_fields[i]->ptr, len16);
-        p += 2 + len16;
-    }
-    memcpy(p, &req->body.len, 4);
-    if (req->body.len) memcpy(p + 4, req->body.ptr, req->body.len);
-    RH_ASSERT(p + 4 + req->body.len == b->data + size);
-    return b;
-}
-
-static bool request_unpack(struct rh_span in, struct rh_hub_request *req)
-{
-    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
-    if (end - p < 10) return false;
-    req->op = (enum rh_hub_op) * p++;
-    req->who.is_open = *p++ != 0;
-    memcpy(&req->reply_to, p, 8);
-    p += 8;
-    struct rh_span *short_fields[] = {&req->hub, &req->token, &req->who.user, &req->who.roles};
-    for (int i = 0; i < 4; i++) {
-        uint16_t len16;
-        if (end - p < 2) return false;
-        memcpy(&len16, p, 2);
-        if (end - p - 2 < len16) return false;
-        *short_fields[i] = rh_span_make(p + 2, len16);
-        p += 2 + len16;
-    }
-    uint32_t body_len;
-    if (end - p < 4) return false;
-    memcpy(&body_len, p, 4);
-    if ((size_t)(end - p) - 4 != body_len) return false;
-    req->body = rh_span_make(p + 4, body_len);
-    return req->op <= RH_HUB_OP_DELETE;
-}
-
-/* A poll for long-polling session @h: it waits for something to send, unless there is some. */
-static void lp_poll(struct rh_hub_session *h, uint64_t reply_to)
-{
-    struct lp_state *lp = h->lp;
-    if (lp->has_waiter) answer_text(shard_hubs(), lp->waiter, 204, ""); /* superseded */
-    lp->has_waiter = true;
-    lp->waiter = reply_to;
-    lp->since_ms = rh_clock_now_ms();
-    if (lp->out_count || h->is_ending)
-        lp_answer(h); /* may free @h */
-    else
-        tick_schedule(h);
-}
-
-/* Hub bytes for the client (takes the reference): they wait for a poll. A held poll is
- * answered at the next tick, so that what a loop turn queues goes in one answer. */
-static void lp_queue(struct rh_hub_session *h, struct rh_buf *bytes)
-{
-    struct lp_state *lp = h->lp;
-    if (lp->out_count == lp->out_cap) {
-        lp->out_cap = lp->out_cap ? lp->out_cap * 2 : 4;
-        lp->out = rh_realloc(lp->out, lp->out_cap * sizeof(*lp->out));
-    }
-    lp->out[lp->out_count++] = bytes;
-    lp->out_bytes += bytes->len;
-    if (lp->has_waiter && !lp->is_answer_due) {
-        lp->is_answer_due = true;
-        tick_schedule(h);
-    }
-}
-
-/* Answers the held poll: what is queued, or 204 when the session has ended (and then frees
- * it). */
-static void lp_answer(struct rh_hub_session *h)
-{
-    struct hub_shard *hs = shard_hubs();
-    struct lp_state *lp = h->lp;
-    lp->is_answer_due = false;
-    if (!lp->has_waiter) return;
-    if (!lp->out_count) {
-        if (!h->is_ending) return;
-        rh_hub_session_free(h); /* answers 204 */
-        return;
-    }
-    uint8_t *body = rh_alloc(lp->out_bytes);
-    uint32_t at = 0;
-    for (uint32_t i = 0; i < lp->out_count; i++) {
-        memcpy(body + at, lp->out[i]->data, lp->out[i]->len);
-        at += lp->out[i]->len;
-        rh_buf_unref(lp->out[i]);
-    }
-    lp->out_count = 0;
-    lp->out_bytes = 0;
-    lp->has_waiter = false;
-    lp->since_ms = rh_clock_now_ms();
-    answer(hs, lp->waiter, 200, RH_FRONT_BINARY, rh_span_make(body, at));
-    rh_free(body);
-    tick_schedule(h);
-}
-
-static void lp_tick(struct rh_hub_session *h)
-{
-    struct hub_shard *hs = shard_hubs();
-    struct lp_state *lp = h->lp;
-    int64_t now_ms = rh_clock_now_ms();
-    if (h->state != SESSION_READY && !h->is_ending &&
-        now_ms >= lp->started_ms + shard_hubs()->cfg->handshake_timeout_ms) {
-        char error[64];
-        rh_hub_handshake_error_text(RH_HUB_HANDSHAKE_CANCELED, NULL, error, sizeof(error));
-        shard_hubs()->counts.closed_handshake++;
-        end_with_error(h, error);
-        lp->is_answer_due = true;
-    }
-    if (lp->is_answer_due && lp->has_waiter) {
-        lp_answer(h); /* may free @h */
-        return;
-    }
-    lp->is_answer_due = false;
-    if (lp->has_waiter && now_ms >= lp->since_ms + hs->cfg->poll_timeout_ms) {
-        /* Nothing to send: an empty 200, and the client polls again. */
-        lp->has_waiter = false;
-        lp->since_ms = now_ms;
-        answer_text(hs, lp->waiter, 200, "");
-    } else if (!lp->has_waiter && now_ms >= lp->since_ms + hs->cfg->disconnect_timeout_ms) {
-        rh_log_debug("hub", "connection %llx: no poll for %u ms, dropped",
-                     (unsigned long long)session_route(h), hs->cfg->disconnect_timeout_ms);
-        rh_hub_session_free(h);
-        return;
-    }
-    tick_schedule(h);
-}
-
 /* A feed's tick: a heartbeat on its streams, or its end when it has had none for
  * --events-retention-ms. */
 static void feed_tick(struct rh_hub_session *h)
 {
-    struct hub_shard *hs = shard_hubs();
+    struct hub_shard *hs = hub_shard_self();
     int64_t now_ms = rh_clock_now_ms();
     int64_t since_ms = now_ms - rh_events_last_activity_ms(h->events);
     if (!rh_events_has_streams(h->events)) {
@@ -2207,59 +1597,12 @@ static void feed_tick(struct rh_hub_session *h)
     } else if (since_ms >= hs->cfg->events_heartbeat_ms) {
         rh_events_heartbeat(h->events, now_ms);
     }
-    tick_schedule(h);
-}
-
-/* A send of the HTTP API, from this shard: JSON values, as the body carried them. */
-static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
-{
-    const struct rh_rest_route *r = req->route;
-    uint8_t excluded[8 * RH_REST_EXCLUDED_MAX];
-    struct send_all m = {.codec = RH_HUB_JSON,
-                         .hub = rh_span_make(r->hub, r->hub_len),
-                         .target = req->target,
-                         .arg_count = req->arg_count,
-                         .excluded = excluded};
-    memcpy(m.args, req->args, req->arg_count * sizeof(m.args[0]));
-    for (uint32_t i = 0; i < req->excluded_count; i++) {
-        uint64_t route;
-        uint8_t tail[PUBLIC_BYTES];
-        if (!connection_route(hs->shard, (const char *)req->excluded[i].ptr, req->excluded[i].len,
-                              &route, tail))
-            continue; /* not one of ours: nobody to leave out */
-        memcpy(excluded + 8 * m.excluded_count++, &route, 8);
-    }
-    uint32_t size = send_all_size(&m);
-    struct rh_blob *b;
-    if (r->op == RH_REST_SEND_ALL) {
-        b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(hs->shard), NULL, size);
-        send_all_pack(&m, b->data, size);
-        rh_shard_post_all(hs->shard, b);
-    } else if (r->op == RH_REST_SEND_CONNECTION) {
-        uint64_t route;
-        uint8_t tail[PUBLIC_BYTES];
-        if (connection_route(hs->shard, r->conn, r->conn_len, &route, tail)) {
-            b = rh_blob_new(BLOB_SEND_TO_CONN, 1, NULL, PUBLIC_BYTES + size);
-            memcpy(b->data, tail, PUBLIC_BYTES);
-            send_all_pack(&m, b->data + PUBLIC_BYTES, size);
-            b->arg = route;
-            rh_shard_post(hs->shard, rh_conn_id_shard(route), b);
-        }
-    } else {
-        struct rh_group_key key = {r->op == RH_REST_SEND_USER ? RH_GROUP_USER : RH_GROUP_NAMED,
-                                   m.hub, rh_span_make(r->name, r->name_len)};
-        uint8_t *out;
-        m.stamp_ns = rh_clock_now_ns();
-        b = rh_groups_message_new(&key, size, &out);
-        send_all_pack(&m, out, size);
-        rh_groups_send(hs->groups, b, RH_GROUPS_NO_EXCEPT);
-    }
-    return 202; /* sent, whoever receives it: as the service answers */
+    hub_tick_schedule(h);
 }
 
 /* The route and random tail of connectionId @id when it names a connection of this node. */
-static bool connection_route(const struct rh_shard *s, const char *id, uint32_t len,
-                             uint64_t *route, uint8_t tail[PUBLIC_BYTES])
+bool hub_connection_route(const struct rh_shard *s, const char *id, uint32_t len, uint64_t *route,
+                          uint8_t tail[PUBLIC_BYTES])
 {
     uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
     if (len != ID_TEXT_LEN || rh_hub_id_shard(s, id, len) < 0 ||
@@ -2272,8 +1615,8 @@ static bool connection_route(const struct rh_shard *s, const char *id, uint32_t 
 
 /* The session of this shard whose connectionId is @route with @tail, or NULL: the tail makes
  * an id that was never given out (all zeros, say) name nobody. */
-static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route,
-                                            const uint8_t tail[PUBLIC_BYTES])
+struct rh_hub_session *hub_session_by_id(struct hub_shard *hs, uint64_t route,
+                                         const uint8_t tail[PUBLIC_BYTES])
 {
     uint32_t slot = rh_conn_id_slot(route);
     if (slot >= hs->link_count) return NULL;
@@ -2285,303 +1628,7 @@ static struct rh_hub_session *session_by_id(struct hub_shard *hs, uint64_t route
     return l->session->transport == TRANSPORT_EVENTS ? NULL : l->session;
 }
 
-/* An API request about one of this shard's connections. */
-static void api_conn_received(struct hub_shard *hs, struct rh_blob *b)
-{
-    const uint8_t *p = b->data, *end = b->data + b->len;
-    if (end - p < 18 + PUBLIC_BYTES) return;
-    enum rh_rest_op op = (enum rh_rest_op)p[0];
-    bool is_v1 = p[1] != 0;
-    uint64_t reply_to, route;
-    memcpy(&reply_to, p + 2, 8);
-    memcpy(&route, p + 10, 8);
-    const uint8_t *tail = p + 18;
-    p += 18 + PUBLIC_BYTES;
-    struct rh_span fields[3];
-    for (int i = 0; i < 3; i++) {
-        uint16_t len16;
-        if (end - p < 2) return;
-        memcpy(&len16, p, 2);
-        if (end - p - 2 < len16) return;
-        fields[i] = rh_span_make(p + 2, len16);
-        p += 2 + len16;
-    }
-    struct rh_span hub = fields[0], group = fields[1], reason = fields[2];
-    struct rh_hub_session *h = session_by_id(hs, route, tail);
-    if (h && (h->transport == TRANSPORT_EVENTS || h->is_ending || h->state != SESSION_READY ||
-              h->hub != hub_name_find(hs, hub)))
-        h = NULL;
-    struct rh_group_key key = {RH_GROUP_NAMED, hub, group};
-    switch (op) {
-    case RH_REST_CONNECTION_EXISTS:
-        answer_text(hs, reply_to, h ? 200 : 404, "");
-        return;
-    case RH_REST_CLOSE_CONNECTION:
-        answer_text(hs, reply_to, is_v1 ? 202 : 200, "");
-        if (!h) return;
-        char error[300];
-        snprintf(error, sizeof(error), "%.*s", (int)reason.len, (const char *)reason.ptr);
-        end_session(h, reason.len ? error : "Connection closed by the server.", false);
-        session_finish(h); /* may free @h */
-        return;
-    case RH_REST_GROUP_ADD_CONNECTION: {
-        if (!h) {
-            answer_json(hs, reply_to, 404,
-                        "{\"code\":\"Error.Connection.NotExisted\","
-                        "\"message\":\"no such connection\"}");
-            return;
-        }
-        if (h->group_count >= shard_hubs()->cfg->max_groups_per_conn) {
-            answer_json(hs, reply_to, 400,
-                        "{\"code\":\"Error.Group.TooMany\",\"message\":"
-                        "\"the connection is in as many groups as --max-groups-per-connection "
-                        "allows\"}");
-            return;
-        }
-        uint8_t note[1 + 8] = {NOTE_API};
-        memcpy(note + 1, &reply_to, 8);
-        /* Answered when the owner has taken the join in (groups_joined). */
-        if (rh_groups_join(hs->groups, &key, h, route, &h->groups, rh_span_make(note, 9)))
-            h->group_count++;
-        return;
-    }
-    case RH_REST_GROUP_REMOVE_CONNECTION:
-        if (h && rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
-        answer_text(hs, reply_to, h ? 200 : 404, "");
-        return;
-    case RH_REST_CONNECTION_LEAVE_ALL:
-        if (h) h->group_count -= rh_groups_leave_kind(hs->groups, &h->groups, RH_GROUP_NAMED);
-        answer_text(hs, reply_to, h ? 200 : 404, "");
-        return;
-    default:
-        return;
-    }
-}
-
-/* An API question about a group or user this shard owns. */
-static void api_query_received(struct hub_shard *hs, struct rh_blob *b)
-{
-    const uint8_t *p = b->data, *end = b->data + b->len;
-    if (end - p < 9 + 2) return;
-    uint64_t reply_to;
-    memcpy(&reply_to, p, 8);
-    struct rh_group_key key = {.kind = p[8] ? RH_GROUP_USER : RH_GROUP_NAMED};
-    p += 9;
-    struct rh_span *fields[] = {&key.hub, &key.name};
-    for (int i = 0; i < 2; i++) {
-        uint16_t len16;
-        if (end - p < 2) return;
-        memcpy(&len16, p, 2);
-        if (end - p - 2 < len16) return;
-        *fields[i] = rh_span_make(p + 2, len16);
-        p += 2 + len16;
-    }
-    answer_text(hs, reply_to, rh_groups_has_members(hs->groups, &key) ? 200 : 404, "");
-}
-
-/* Reads @count length-prefixed (u16) fields from *@p (advanced past them); false if short. */
-static bool read_fields(const uint8_t **p, const uint8_t *end, struct rh_span *fields, int count)
-{
-    for (int i = 0; i < count; i++) {
-        uint16_t len16;
-        if (end - *p < 2) return false;
-        memcpy(&len16, *p, 2);
-        if (end - *p - 2 < len16) return false;
-        fields[i] = rh_span_make(*p + 2, len16);
-        *p += 2 + len16;
-    }
-    return true;
-}
-
-/* On the user's owner: an API request about a user's groups. */
-static void user_groups_received(struct hub_shard *hs, struct rh_blob *b)
-{
-    const uint8_t *p = b->data, *end = b->data + b->len;
-    if (end - p < 10) return;
-    enum rh_rest_op op = (enum rh_rest_op)p[0];
-    bool is_v1 = p[1] != 0;
-    uint64_t reply_to;
-    memcpy(&reply_to, p + 2, 8);
-    p += 10;
-    struct rh_span f[3]; /* hub, user, group */
-    if (!read_fields(&p, end, f, 3)) return;
-    struct rh_span hub = f[0], user = f[1], group = f[2];
-    struct user_groups *ug = user_groups_find(hs, hub, user);
-    uint32_t idx = 0;
-    while (ug && idx < ug->group_count) {
-        uint16_t len16;
-        memcpy(&len16, ug->groups[idx], 2);
-        if (len16 == group.len && memcmp(ug->groups[idx] + 2, group.ptr, group.len) == 0) break;
-        idx++;
-    }
-    bool is_member = ug && idx < ug->group_count;
-    struct rh_group_key user_key = {RH_GROUP_USER, hub, user};
-    uint64_t shards = rh_groups_member_shards(hs->groups, &user_key);
-    int status = 200;
-    if (op == RH_REST_USER_IN_GROUP) {
-        status = is_member ? 200 : 404;
-    } else if (op == RH_REST_GROUP_ADD_USER) {
-        if (!ug) {
-            ug = rh_calloc(1, sizeof(*ug) + hub.len + user.len);
-            ug->hash = feed_hash(hub, user);
-            ug->hub_len = (uint16_t)hub.len;
-            ug->user_len = (uint16_t)user.len;
-            memcpy(ug->text, hub.ptr, hub.len);
-            memcpy(ug->text + hub.len, user.ptr, user.len);
-            rh_table_insert(&hs->user_groups, ug->hash, ug);
-        }
-        if (!is_member) {
-            if (ug->group_count == USER_GROUPS_MAX) { /* the oldest goes, as in the service */
-                rh_free(ug->groups[0]);
-                memmove(ug->groups, ug->groups + 1, (USER_GROUPS_MAX - 1) * sizeof(char *));
-                ug->group_count--;
-            }
-            char *entry = rh_alloc(2 + group.len);
-            uint16_t len16 = (uint16_t)group.len;
-            memcpy(entry, &len16, 2);
-            memcpy(entry + 2, group.ptr, group.len);
-            ug->groups[ug->group_count++] = entry;
-            for (uint32_t shard = 0; shard < rh_shard_count(hs->shard); shard++)
-                if (shards >> shard & 1) post_apply(hs, shard, true, NULL, hub, user, &entry, 1);
-        }
-        status = is_v1 ? 202 : 200;
-    } else if (op == RH_REST_GROUP_REMOVE_USER || op == RH_REST_USER_LEAVE_ALL) {
-        uint32_t first = op == RH_REST_USER_LEAVE_ALL ? 0 : idx;
-        uint32_t count = !ug ? 0 : op == RH_REST_USER_LEAVE_ALL ? ug->group_count : is_member;
-        for (uint32_t shard = 0; count && shard < rh_shard_count(hs->shard); shard++)
-            if (shards >> shard & 1)
-                post_apply(hs, shard, false, NULL, hub, user, ug->groups + first, count);
-        for (uint32_t i = 0; i < count; i++)
-            rh_free(ug->groups[first + i]);
-        if (count) {
-            memmove(ug->groups + first, ug->groups + first + count,
-                    (ug->group_count - first - count) * sizeof(char *));
-            ug->group_count -= count;
-        }
-        if (ug && !ug->group_count) {
-            rh_table_remove(&hs->user_groups, ug->hash, ug);
-            user_groups_free(ug);
-        }
-        status = is_v1 ? (op == RH_REST_USER_LEAVE_ALL ? 200 : 202) : 204;
-    }
-    answer_text(hs, reply_to, status, "");
-}
-
-/* Tells @shard to make the members of @user there (or only the one with *@route) join or leave
- * @count groups: u8 is_join, u8 has_route, u64 route, hub, user (u16 length each), u16 count,
- * then the groups as kept (u16 length, name). */
-static void post_apply(struct hub_shard *hs, uint32_t shard, bool is_join, const uint64_t *route,
-                       struct rh_span hub, struct rh_span user, char *const *groups, uint32_t count)
-{
-    uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + user.len + 2;
-    for (uint32_t i = 0; i < count; i++) {
-        uint16_t len16;
-        memcpy(&len16, groups[i], 2);
-        size += 2 + len16;
-    }
-    struct rh_blob *b = rh_blob_new(BLOB_APPLY_GROUPS, 1, NULL, size);
-    uint8_t *p = b->data;
-    *p++ = is_join;
-    *p++ = route != NULL;
-    uint64_t r = route ? *route : 0;
-    memcpy(p, &r, 8);
-    p += 8;
-    const struct rh_span fields[] = {hub, user};
-    for (int i = 0; i < 2; i++) {
-        uint16_t len16 = (uint16_t)fields[i].len;
-        memcpy(p, &len16, 2);
-        memcpy(p + 2, fields[i].ptr, len16);
-        p += 2 + len16;
-    }
-    uint16_t count16 = (uint16_t)count;
-    memcpy(p, &count16, 2);
-    p += 2;
-    for (uint32_t i = 0; i < count; i++) {
-        uint16_t len16;
-        memcpy(&len16, groups[i], 2);
-        memcpy(p, groups[i], 2u + len16);
-        p += 2 + len16;
-    }
-    RH_ASSERT(p == b->data + size);
-    rh_shard_post(hs->shard, shard, b);
-}
-
-/* On a shard with members of a user: they join or leave the groups the blob names. */
-static void apply_groups_received(struct hub_shard *hs, struct rh_blob *b)
-{
-    const uint8_t *p = b->data, *end = b->data + b->len;
-    if (end - p < 10) return;
-    bool is_join = p[0] != 0, has_route = p[1] != 0;
-    uint64_t route;
-    memcpy(&route, p + 2, 8);
-    p += 10;
-    struct rh_span f[2]; /* hub, user */
-    uint16_t count;
-    if (!read_fields(&p, end, f, 2) || end - p < 2) return;
-    memcpy(&count, p, 2);
-    p += 2;
-    const uint8_t *groups = p;
-    struct rh_group_key user_key = {RH_GROUP_USER, f[0], f[1]};
-    const struct rh_list *members = rh_groups_local_members(hs->groups, &user_key);
-    if (!members) return;
-    struct rh_list *node;
-    rh_list_for_each(node, members) {
-        struct rh_membership *m = rh_list_entry(node, struct rh_membership, in_group);
-        if (has_route && m->route != route) continue;
-        struct rh_hub_session *h = m->member;
-        const uint8_t *at = groups;
-        for (uint16_t i = 0; i < count; i++) {
-            struct rh_span name;
-            if (!read_fields(&at, end, &name, 1)) return;
-            struct rh_group_key key = {RH_GROUP_NAMED, f[0], name};
-            if (!is_join) {
-                if (rh_groups_leave(hs->groups, &key, &h->groups)) h->group_count--;
-            } else if (h->group_count < shard_hubs()->cfg->max_groups_per_conn &&
-                       rh_groups_join(hs->groups, &key, h, m->route, &h->groups,
-                                      rh_span_make(NULL, 0))) {
-                h->group_count++;
-            }
-        }
-    }
-}
-
-/* The owner of a user group takes in a member's join: the member joins the user's groups too,
- * before the join's answer (which completes a connection's handshake) reaches its shard. */
-static void groups_owner_joining(void *ctx, const struct rh_group_key *key, uint64_t route,
-                                 uint32_t member_shard)
-{
-    struct hub_shard *hs = ctx;
-    if (key->kind != RH_GROUP_USER) return;
-    struct user_groups *ug = user_groups_find(hs, key->hub, key->name);
-    if (ug)
-        post_apply(hs, member_shard, true, &route, key->hub, key->name, ug->groups,
-                   ug->group_count);
-}
-
-static bool user_groups_eq(const void *item, const void *key)
-{
-    const struct user_groups *ug = item;
-    const struct rh_span *spans = key;
-    return ug->hub_len == spans[0].len && memcmp(ug->text, spans[0].ptr, spans[0].len) == 0 &&
-           ug->user_len == spans[1].len &&
-           memcmp(ug->text + ug->hub_len, spans[1].ptr, spans[1].len) == 0;
-}
-
-static struct user_groups *user_groups_find(struct hub_shard *hs, struct rh_span hub,
-                                            struct rh_span user)
-{
-    struct rh_span key[2] = {hub, user};
-    return rh_table_find(&hs->user_groups, feed_hash(hub, user), user_groups_eq, key);
-}
-
-static void user_groups_free(struct user_groups *ug)
-{
-    for (uint32_t i = 0; i < ug->group_count; i++)
-        rh_free(ug->groups[i]);
-    rh_free(ug);
-}
-
-static uint64_t feed_hash(struct rh_span hub, struct rh_span user)
+uint64_t hub_feed_hash(struct rh_span hub, struct rh_span user)
 {
     return rh_hash(hub.ptr, hub.len) * 31 + rh_hash(user.ptr, user.len);
 }
@@ -2603,7 +1650,7 @@ static bool hub_name_eq(const void *item, const void *key)
 }
 
 /* The shard's entry for hub @name, or NULL when no session here serves it. */
-static struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name)
+struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name)
 {
     return rh_table_find(&hs->hub_names, rh_hash(name.ptr, name.len), hub_name_eq, &name);
 }
@@ -2631,158 +1678,7 @@ static void hub_name_put(struct hub_shard *hs, struct hub_name *name)
     rh_free(name);
 }
 
-static struct rh_span hub_span(const struct rh_hub_session *h)
+struct rh_span hub_span(const struct rh_hub_session *h)
 {
     return rh_span_make(h->hub->text, h->hub->len);
-}
-
-/* The counters of hub @hub: its own among the first RH_HUB_REPORT_HUBS, else "other". */
-static struct hub_stats *hub_stats_of(struct hub_shard *hs, struct rh_span hub)
-{
-    for (uint32_t i = 0; i < hs->hub_stats_count && i < RH_HUB_REPORT_HUBS; i++) {
-        struct hub_stats *st = &hs->hub_stats[i];
-        if (st->len == hub.len && memcmp(st->name, hub.ptr, hub.len) == 0) return st;
-    }
-    if (hs->hub_stats_count < RH_HUB_REPORT_HUBS) {
-        struct hub_stats *st = &hs->hub_stats[hs->hub_stats_count++];
-        st->len = hub.len;
-        memcpy(st->name, hub.ptr, hub.len);
-        return st;
-    }
-    struct hub_stats *other = &hs->hub_stats[RH_HUB_REPORT_HUBS];
-    if (!other->len) {
-        other->len = 5;
-        memcpy(other->name, "other", 5);
-        hs->hub_stats_count = RH_HUB_REPORT_HUBS + 1;
-    }
-    return other;
-}
-
-void rh_hub_report(struct rh_shard *s, struct rh_hub_report *out)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    memset(out, 0, sizeof(*out));
-    for (uint32_t i = 0; i < hs->hub_stats_count; i++) {
-        const struct hub_stats *st = &hs->hub_stats[i];
-        struct rh_hub_report_hub *h = &out->hubs[out->hub_count++];
-        memcpy(h->name, st->name, st->len);
-        h->name[st->len] = '\0';
-        memcpy(h->by, st->by, sizeof(h->by));
-        for (int t = 0; t < RH_HUB_REPORT_TRANSPORTS; t++)
-            for (int c = 0; c < 2; c++) {
-                struct rh_hub_counts *sum = &out->total[t][c];
-                const struct rh_hub_counts *n = &st->by[t][c];
-                sum->sessions += n->sessions;
-                sum->messages_in += n->messages_in;
-                sum->messages_out += n->messages_out;
-                sum->bytes_in += n->bytes_in;
-                sum->bytes_out += n->bytes_out;
-            }
-    }
-    const struct limit_counts *n = &hs->counts;
-    out->closed_rate = n->closed_rate;
-    out->closed_too_large = n->closed_too_large;
-    out->closed_handshake = n->closed_handshake;
-    out->closed_slow = n->closed_slow;
-    out->closed_kicked = n->closed_kicked;
-    out->closed_timeout = n->closed_timeout;
-    out->dropped_bytes = n->dropped_bytes;
-    out->dropped_frames = n->dropped_frames;
-    out->refused_joins = n->refused_joins;
-    rh_groups_each(hs->groups, count_owned, &out->groups_owned);
-}
-
-static void count_owned(void *ctx, const struct rh_group_info *info)
-{
-    if (info->is_owned && info->key.kind == RH_GROUP_NAMED) ++*(uint64_t *)ctx;
-}
-
-static void conn_info(struct hub_shard *hs, const struct rh_hub_session *h,
-                      struct rh_hub_conn_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    const struct hub_link *l = &hs->links[h->link_slot];
-    uint8_t raw[ROUTE_BYTES + PUBLIC_BYTES];
-    route_put(raw, link_route(hs, h->link_slot));
-    memcpy(raw + ROUTE_BYTES, l->public_tail, PUBLIC_BYTES);
-    rh_b64url_encode(raw, sizeof(raw), out->id);
-    memcpy(out->hub, h->hub->text, h->hub->len);
-    memcpy(out->user, h->user ? h->user : "", h->user_len);
-    out->transport = h->transport;
-    out->codec = (uint8_t)h->codec;
-    out->shard = (uint8_t)rh_shard_idx(hs->shard);
-    out->groups = h->group_count - (h->user_len ? 1 : 0);
-    if (h->conn) {
-        out->queue_bytes = rh_conn_queued_bytes(h->conn);
-        rh_conn_peer_name(h->conn, out->peer, sizeof(out->peer));
-    } else if (h->transport == TRANSPORT_LP) {
-        out->queue_bytes = h->lp->out_bytes;
-    }
-    out->age_ms = rh_clock_now_ms() - h->started_ms;
-}
-
-void rh_hub_each_conn(struct rh_shard *s, struct rh_span hub,
-                      void (*fn)(void *ctx, const struct rh_hub_conn_info *info), void *ctx)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    struct rh_list *it;
-    rh_list_for_each(it, &hs->sessions) {
-        const struct rh_hub_session *h = rh_list_entry(it, struct rh_hub_session, link);
-        if (h->transport == TRANSPORT_EVENTS) continue;
-        if (hub.ptr && !rh_span_eq(hub_span(h), hub)) continue;
-        struct rh_hub_conn_info info;
-        conn_info(hs, h, &info);
-        fn(ctx, &info);
-    }
-}
-
-int rh_hub_conn_shard(struct rh_shard *s, struct rh_span id)
-{
-    if (id.len != ID_TEXT_LEN) return -1;
-    return rh_hub_id_shard(s, (const char *)id.ptr, id.len);
-}
-
-static struct rh_hub_session *session_by_text(struct hub_shard *hs, struct rh_span id)
-{
-    uint64_t route;
-    uint8_t tail[PUBLIC_BYTES];
-    if (!connection_route(hs->shard, (const char *)id.ptr, id.len, &route, tail)) return NULL;
-    if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard)) return NULL;
-    return session_by_id(hs, route, tail);
-}
-
-bool rh_hub_conn_find(struct rh_shard *s, struct rh_span id, struct rh_hub_conn_info *out,
-                      void (*group_fn)(void *ctx, struct rh_span group), void *ctx)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    struct rh_hub_session *h = session_by_text(hs, id);
-    if (!h || h->state != SESSION_READY) return false;
-    conn_info(hs, h, out);
-    struct rh_list *it;
-    rh_list_for_each(it, &h->groups) {
-        struct rh_group_key key =
-            rh_membership_key(rh_list_entry(it, struct rh_membership, in_member));
-        if (key.kind == RH_GROUP_NAMED) group_fn(ctx, key.name);
-    }
-    return true;
-}
-
-bool rh_hub_kick(struct rh_shard *s, struct rh_span id, struct rh_span reason)
-{
-    struct hub_shard *hs = rh_shard_app(s);
-    struct rh_hub_session *h = session_by_text(hs, id);
-    if (!h || h->is_ending) return false;
-    char error[300];
-    snprintf(error, sizeof(error), "%.*s", (int)reason.len, (const char *)reason.ptr);
-    rh_log_info("hub", "connection %.*s kicked by an operator: %s", (int)id.len,
-                (const char *)id.ptr, error);
-    hs->counts.closed_kicked++;
-    end_session(h, error, false);
-    session_finish(h); /* may free @h */
-    return true;
-}
-
-struct rh_groups *rh_hub_groups(struct rh_shard *s)
-{
-    return ((struct hub_shard *)rh_shard_app(s))->groups;
 }
