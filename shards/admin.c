@@ -1168,15 +1168,8 @@ static void render_metrics(struct rh_buf **o, const struct query *q, uint32_t n)
                 k++;
             if (k == hub_count) hubs[hub_count++].name = hr->hubs[h].name;
             for (int t = 0; t < RH_HUB_REPORT_TRANSPORTS; t++)
-                for (int c = 0; c < 2; c++) {
-                    struct rh_hub_counts *sum = &hubs[k].by[t][c];
-                    const struct rh_hub_counts *v = &hr->hubs[h].by[t][c];
-                    sum->sessions += v->sessions;
-                    sum->messages_in += v->messages_in;
-                    sum->messages_out += v->messages_out;
-                    sum->bytes_in += v->bytes_in;
-                    sum->bytes_out += v->bytes_out;
-                }
+                for (int c = 0; c < 2; c++)
+                    rh_hub_counts_add(&hubs[k].by[t][c], &hr->hubs[h].by[t][c]);
         }
     }
     static const struct {

@@ -156,6 +156,15 @@ struct rh_hub_counts {
     uint64_t bytes_in, bytes_out;
 };
 
+static inline void rh_hub_counts_add(struct rh_hub_counts *sum, const struct rh_hub_counts *n)
+{
+    sum->sessions += n->sessions;
+    sum->messages_in += n->messages_in;
+    sum->messages_out += n->messages_out;
+    sum->bytes_in += n->bytes_in;
+    sum->bytes_out += n->bytes_out;
+}
+
 struct rh_hub_report_hub {
     char name[RH_HUB_NAME_MAX + 1];
     struct rh_hub_counts by[RH_HUB_REPORT_TRANSPORTS][2]; /* [transport][enum rh_hub_codec] */

@@ -48,15 +48,8 @@ void rh_hub_report(struct rh_shard *s, struct rh_hub_report *out)
         h->name[st->len] = '\0';
         memcpy(h->by, st->by, sizeof(h->by));
         for (int t = 0; t < RH_HUB_REPORT_TRANSPORTS; t++)
-            for (int c = 0; c < 2; c++) {
-                struct rh_hub_counts *sum = &out->total[t][c];
-                const struct rh_hub_counts *n = &st->by[t][c];
-                sum->sessions += n->sessions;
-                sum->messages_in += n->messages_in;
-                sum->messages_out += n->messages_out;
-                sum->bytes_in += n->bytes_in;
-                sum->bytes_out += n->bytes_out;
-            }
+            for (int c = 0; c < 2; c++)
+                rh_hub_counts_add(&out->total[t][c], &st->by[t][c]);
     }
     const struct limit_counts *n = &hs->counts;
     out->closed_rate = n->closed_rate;
