@@ -485,10 +485,20 @@ static void session_pump(struct admin_session *a)
     }
 }
 
+/* One option of `config`: the effective value, so the port bound and the socket's path rather
+ * than 0 and %p. */
 static void config_row(void *ctx, const char *name, const char *value)
 {
     struct rh_buf **o = ((void **)ctx)[0];
     bool is_json = *(bool *)((void **)ctx)[1];
+    const struct rh_runtime *rt = rh_shard_runtime(self->shard);
+    char port[8];
+    if (!strcmp(name, "port")) {
+        snprintf(port, sizeof(port), "%u", rh_runtime_port(rt));
+        value = port;
+    } else if (!strcmp(name, "admin-socket") && rh_runtime_admin_path(rt)) {
+        value = rh_runtime_admin_path(rt);
+    }
     if (is_json) {
         if ((*o)->data[(*o)->len - 1] != '{') put(o, ",");
         put_str(o, name, strlen(name));
@@ -522,7 +532,7 @@ static void run_command(struct admin_session *a, struct rh_admin_command *cmd)
         } else {
             for (int i = 0; i < RH_ADMIN_CMD_COUNT; i++)
                 put(&out, "%-36s %s\n", rh_admin_cmds[i].usage, rh_admin_cmds[i].summary);
-            put(&out, "\nAdd --json to any command for one line of JSON.\n\n");
+            put(&out, "(add --json to any command for one line of JSON)\n\n");
         }
         break;
     case RH_ADMIN_LOGLEVEL: {
@@ -775,7 +785,7 @@ static void render_stats(struct rh_buf **o, const struct query *q, uint32_t n, b
         put(o, "]}\n");
         return;
     }
-    put(o, "node %u, up %lld s, %u shard%s, io_uring: %s\n\n", rh_runtime_node_id(rt), uptime, n,
+    put(o, "node %u, up %lld s, %u shard%s, io_uring: %s\n", rh_runtime_node_id(rt), uptime, n,
         n == 1 ? "" : "s", report_of(q, 0)->rt.io);
     put(o, "%-6s %7s %11s %5s %11s %5s %6s %8s %8s %10s %10s %12s %12s %9s %6s %7s\n", "SHARD",
         "CONNS", "WS json/mp", "SSE", "LP json/mp", "ES", "GROUPS", "IN/S", "OUT/S", "MSGS_IN",
@@ -787,7 +797,7 @@ static void render_stats(struct rh_buf **o, const struct query *q, uint32_t n, b
     }
     stat_fields_row(o, "total", &total);
     put(o,
-        "\ncloses: %llu over the message rate, %llu too large, %llu handshake timeouts, %llu slow "
+        "closes: %llu over the message rate, %llu too large, %llu handshake timeouts, %llu slow "
         "consumers, %llu kicked, %llu client timeouts\ndrops: %llu frames (%llu bytes) for slow "
         "consumers, %llu joins "
         "refused\n\n",
@@ -1080,7 +1090,7 @@ static void render_group(struct rh_buf **o, const struct query *q, uint32_t n, b
     }
     put(o,
         "hub:          %.*s\ngroup:        %.*s\nowner shard:  %d\nmembers:      %llu\n"
-        "messages:     %llu\nmessages/s:   %u\npath:         local\n\n%-6s %8s\n",
+        "messages:     %llu\nmessages/s:   %u\npath:         local\n%-6s %8s\n",
         (int)hub.len, (const char *)hub.ptr, (int)name.len, (const char *)name.ptr, owner,
         (unsigned long long)members, (unsigned long long)messages, rate, "SHARD", "MEMBERS");
     for (uint32_t i = 0; i < n; i++)

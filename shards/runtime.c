@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,10 +33,13 @@
 #include "core/hash.h"
 #include "core/log.h"
 
+#define STALE_PROBE_MS 2000 /* how long a socket file that takes connections may stay silent */
+
 static uint32_t usable_cpus(int *cpus, uint32_t cpus_max);
 static int open_listener(const struct rh_cfg *cfg, uint16_t port, int *fd_out);
 static int open_side_listeners(struct rh_runtime *rt);
 static int open_admin_socket(const char *path, int *fd_out);
+static bool admin_socket_is_live(const struct sockaddr_un *sa);
 static void add_listener(struct rh_shard *s, int fd, enum rh_listener_kind kind);
 static int make_shards(struct rh_runtime *rt, const int *cpus, uint32_t cpu_count);
 static void free_shards(struct rh_runtime *rt);
@@ -191,6 +195,11 @@ int64_t rh_runtime_started_ms(const struct rh_runtime *rt)
 uint16_t rh_runtime_port(const struct rh_runtime *rt)
 {
     return rt->port;
+}
+
+const char *rh_runtime_admin_path(const struct rh_runtime *rt)
+{
+    return rt->admin_path;
 }
 
 void rh_runtime_stop(struct rh_runtime *rt)
@@ -379,6 +388,33 @@ static int open_side_listeners(struct rh_runtime *rt)
     return 0;
 }
 
+/* Whether a server answers on the admin socket at @sa. A server killed a moment ago may still
+ * take connections (its io_uring is torn down after the process), but it never answers, and
+ * soon refuses: wait for one or the other, up to STALE_PROBE_MS. */
+static bool admin_socket_is_live(const struct sockaddr_un *sa)
+{
+    for (int waited = 0; waited < STALE_PROBE_MS; waited += 100) {
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe == -1) return false;
+        bool is_answering = false;
+        if (connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+            static const char help[] = "help --json\n";
+            struct pollfd p = {.fd = probe, .events = POLLIN};
+            char answer[1];
+            /* Bytes back, not just readable: a dead server's pending connections are reset. */
+            is_answering = write(probe, help, sizeof(help) - 1) == sizeof(help) - 1 &&
+                           poll(&p, 1, 100) == 1 && read(probe, answer, 1) == 1;
+        } else {
+            close(probe);
+            return false; /* refused (or gone): nobody serves it */
+        }
+        close(probe);
+        if (is_answering) return true;
+    }
+    rh_log_warn("runtime", "the admin socket takes connections but nobody answers: replacing it");
+    return false;
+}
+
 /* A Unix socket at @path only our uid (and root) may connect to: mode 0600 is set before
  * listen(2), so nobody connects while it is wider. A socket file left by a server that is gone
  * is replaced; a live one, or a file of another kind, is an error. */
@@ -392,10 +428,7 @@ static int open_admin_socket(const char *path, int *fd_out)
             rh_log_error("runtime", "--admin-socket %s exists and is not a socket", path);
             return -EEXIST;
         }
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool is_live = probe != -1 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-        if (probe != -1) close(probe);
-        if (is_live) {
+        if (admin_socket_is_live(&sa)) {
             rh_log_error("runtime", "--admin-socket %s is in use by a running server", path);
             return -EADDRINUSE;
         }

@@ -140,6 +140,8 @@ bool rh_runtime_is_stopping(const struct rh_runtime *rt);
 int64_t rh_runtime_started_ms(const struct rh_runtime *rt);
 /* The bound main port. Any thread. */
 uint16_t rh_runtime_port(const struct rh_runtime *rt);
+/* The admin socket's path (--admin-socket with %p replaced), or NULL when there is none. */
+const char *rh_runtime_admin_path(const struct rh_runtime *rt);
 
 /* What a shard reports about itself (rh_shard_report): its counters since start and its state
  * now. */
