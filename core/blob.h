@@ -10,6 +10,7 @@
  * (shards/), core only carries them. @arg is kind-specific (a connection id, a group id).
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/assert.h"
@@ -20,8 +21,10 @@ struct rh_blob {
     uint16_t origin_shard;
     uint64_t arg;
     uint32_t len;
+    uint32_t pad; /* data starts 8-byte aligned: a receiver may read a struct in place */
     uint8_t data[];
 };
+_Static_assert(offsetof(struct rh_blob, data) % 8 == 0, "blob data is 8-byte aligned");
 
 /* A blob of @kind holding a copy of @len bytes at @data, with @refs references (one for each
  * receiver the caller will hand it to; >= 1). With @data NULL the payload is left for the

@@ -29,6 +29,7 @@
 
 #define BLOB_ASK          RH_ADMIN_BLOB_FIRST       /* asking shard -> shards: a question */
 #define BLOB_PART         (RH_ADMIN_BLOB_FIRST + 1) /* shard -> asking shard: its part */
+#define PART_HEAD         8 /* a part's shard index, padded: what follows is read in place */
 #define RATE_MS           1000
 #define SESSION_INPUT_MAX (64 * 1024) /* bytes of commands a session may send ahead */
 #define DASH_STREAMS_MAX  64          /* dashboard streams per shard */
@@ -293,8 +294,8 @@ static void ask_received(struct admin_shard *as, struct rh_blob *b)
     struct rh_span bs = rh_span_make(p + 14 + a_len, b_len);
 
     struct rh_buf *out = rh_buf_new(256);
-    uint8_t idx = (uint8_t)rh_shard_idx(s);
-    rh_buf_append(&out, &idx, 1);
+    uint8_t head[PART_HEAD] = {(uint8_t)rh_shard_idx(s)};
+    rh_buf_append(&out, head, sizeof(head));
     switch ((enum ask)kind) {
     case ASK_REPORT: {
         struct report_part *rp = rh_alloc(sizeof(*rp));
@@ -754,7 +755,7 @@ static void stat_fields_row(struct rh_buf **o, const char *name, const struct st
 
 static const struct report_part *report_of(const struct query *q, uint32_t i)
 {
-    return (const struct report_part *)(q->parts[i]->data + 1);
+    return (const struct report_part *)(q->parts[i]->data + PART_HEAD);
 }
 
 static void render_stats(struct rh_buf **o, const struct query *q, uint32_t n, bool is_json)
@@ -861,15 +862,15 @@ static void render_connections(struct rh_buf **o, const struct query *q, uint32_
     uint64_t total = 0, count = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t t;
-        memcpy(&t, q->parts[i]->data + 1, 4);
+        memcpy(&t, q->parts[i]->data + PART_HEAD, 4);
         total += t;
-        count += (q->parts[i]->len - 5) / sizeof(struct rh_hub_conn_info);
+        count += (q->parts[i]->len - PART_HEAD - 4) / sizeof(struct rh_hub_conn_info);
     }
     struct rh_hub_conn_info *all = rh_alloc((count ? count : 1) * sizeof(*all));
     uint64_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t m = (q->parts[i]->len - 5) / (uint32_t)sizeof(struct rh_hub_conn_info);
-        memcpy(all + k, q->parts[i]->data + 5, m * sizeof(*all));
+        uint32_t m = (q->parts[i]->len - PART_HEAD - 4) / (uint32_t)sizeof(struct rh_hub_conn_info);
+        memcpy(all + k, q->parts[i]->data + PART_HEAD + 4, m * sizeof(*all));
         k += m;
     }
     qsort(all, count, sizeof(*all), conn_cmp);
@@ -912,7 +913,7 @@ static void render_conn(struct rh_buf **o, const struct query *q, bool is_json)
     for (uint32_t i = 0; i < RH_SHARDS_MAX; i++)
         if (q->parts[i]) part = q->parts[i];
     const struct rh_admin_command *cmd = q->cmd;
-    if (!part->data[1]) {
+    if (!part->data[PART_HEAD]) {
         if (is_json) {
             put(o, "{\"ok\":false,\"error\":\"no connection ");
             rh_buf_append(o, cmd->args[0].ptr, cmd->args[0].len); /* base64url: plain JSON */
@@ -924,8 +925,8 @@ static void render_conn(struct rh_buf **o, const struct query *q, bool is_json)
         return;
     }
     struct rh_hub_conn_info c;
-    memcpy(&c, part->data + 2, sizeof(c));
-    const uint8_t *p = part->data + 2 + sizeof(c), *end = part->data + part->len;
+    memcpy(&c, part->data + PART_HEAD + 1, sizeof(c));
+    const uint8_t *p = part->data + PART_HEAD + 1 + sizeof(c), *end = part->data + part->len;
     if (is_json) {
         put(o, "{\"ok\":true,\"connection\":");
         conn_json(o, &c);
@@ -977,7 +978,8 @@ static void render_groups(struct rh_buf **o, const struct query *q, uint32_t n, 
     uint32_t count = 0, cap = 64;
     struct group_row *rows = rh_alloc(cap * sizeof(*rows));
     for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *p = q->parts[i]->data + 1, *end = q->parts[i]->data + q->parts[i]->len;
+        const uint8_t *p = q->parts[i]->data + PART_HEAD,
+                      *end = q->parts[i]->data + q->parts[i]->len;
         while (end - p > 4) {
             uint16_t hub_len, name_len;
             memcpy(&hub_len, p, 2);
@@ -1049,7 +1051,7 @@ static void render_group(struct rh_buf **o, const struct query *q, uint32_t n, b
     int owner = -1;
     struct group_part parts[RH_SHARDS_MAX];
     for (uint32_t i = 0; i < n; i++) {
-        memcpy(&parts[i], q->parts[i]->data + 1, sizeof(parts[i]));
+        memcpy(&parts[i], q->parts[i]->data + PART_HEAD, sizeof(parts[i]));
         members += parts[i].local_members;
         if (parts[i].is_owned) {
             owner = (int)i;
@@ -1327,7 +1329,7 @@ static struct rh_buf *render(struct admin_shard *as, struct query *q)
         for (uint32_t i = 0; i < RH_SHARDS_MAX; i++)
             if (q->parts[i]) part = q->parts[i];
         struct rh_span id = cmd->args[0];
-        if (part->data[1])
+        if (part->data[PART_HEAD])
             put(&o, is_json ? "{\"ok\":true,\"kicked\":\"%.*s\"}\n" : "kicked %.*s\n\n",
                 (int)id.len, (const char *)id.ptr);
         else
