@@ -53,6 +53,8 @@ static void conn_op_finished(struct rh_conn *c);
 static void conn_free(struct rh_shard *s, struct rh_conn *c);
 static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot);
 static void latency_note(struct rh_shard *s, int64_t ns);
+static void conn_connect_done(struct rh_conn *c, int res);
+static void conn_open_socket(struct rh_conn *c);
 
 void rh_conn_table_init(struct rh_shard *s)
 {
@@ -170,6 +172,8 @@ void rh_conn_complete(struct rh_shard *s, const struct io_uring_cqe *cqe)
     }
     if (rh_ud_op(cqe->user_data) == RH_OP_RECV)
         conn_recv_done(s, c, cqe);
+    else if (rh_ud_op(cqe->user_data) == RH_OP_CONNECT)
+        conn_connect_done(c, cqe->res);
     else
         conn_send_done(s, c, cqe->res);
 }
@@ -343,7 +347,7 @@ void rh_conn_close(struct rh_conn *c, enum rh_close_how how)
 {
     RH_ASSERT_OWNED(c);
     if (!conn_is_live(c)) return;
-    if (how == RH_CLOSE_NOW) {
+    if (how == RH_CLOSE_NOW || c->state == RH_CONN_CONNECTING) {
         conn_close_now(c);
         return;
     }
@@ -401,28 +405,94 @@ static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
                            s->conns_max, s->rt->shard_count);
         return NULL;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    /* A fixed kernel send buffer (the kernel doubles it) instead of autotuning up to
-     * tcp_wmem's maximum: what a stalled reader holds in the kernel stays small, and ringhub's
-     * own send-queue cap is what decides. */
-    int sndbuf = (int)s->rt->cfg->socket_send_buffer;
-    if (sndbuf) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-
     struct rh_conn *c = conn_alloc(s);
     c->fd = fd;
-    c->fixed =
-        c->slot < s->fixed_files && io_uring_register_files_update(&s->ring, c->slot, &fd, 1) == 1;
-    c->state = RH_CONN_OPEN;
     c->id = ((uint64_t)s->rt->cfg->node_id
              << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
             ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
             ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
     rh_list_push_back(&s->conns, &c->link);
     rh_stat_add(&s->stats.conns_live, 1);
+    conn_open_socket(c);
+    return c;
+}
+
+/* @c's socket is connected: tune it, register it and start reading. */
+static void conn_open_socket(struct rh_conn *c)
+{
+    struct rh_shard *s = c->shard;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* A fixed kernel send buffer (the kernel doubles it) instead of autotuning up to
+     * tcp_wmem's maximum: what a stalled reader holds in the kernel stays small, and ringhub's
+     * own send-queue cap is what decides. */
+    int sndbuf = (int)s->rt->cfg->socket_send_buffer;
+    if (sndbuf && c->listener != RH_LISTENER_OUTBOUND)
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    c->fixed = c->slot < s->fixed_files &&
+               io_uring_register_files_update(&s->ring, c->slot, &c->fd, 1) == 1;
+    c->state = RH_CONN_OPEN;
     if (!s->caps.buf_ring) c->recv_buf = rh_alloc(s->rt->cfg->recv_buf_size);
     conn_arm_recv(c);
+}
+
+struct rh_conn *rh_conn_connect(struct rh_shard *s, const struct sockaddr *addr, socklen_t addr_len,
+                                void *app)
+{
+    RH_ASSERT(addr_len <= sizeof(struct sockaddr_storage));
+    if (s->stopping) {
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    if (atomic_load_explicit(&s->stats.conns_live, memory_order_relaxed) >= s->conns_max) {
+        errno = EMFILE;
+        return NULL;
+    }
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    struct rh_conn *c = conn_alloc(s);
+    c->fd = fd;
+    c->listener = RH_LISTENER_OUTBOUND;
+    c->app = app;
+    c->state = RH_CONN_CONNECTING;
+    c->id = ((uint64_t)s->rt->cfg->node_id
+             << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
+            ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
+            ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
+    rh_list_push_back(&s->conns, &c->link);
+    rh_stat_add(&s->stats.conns_live, 1);
+    /* The kernel reads the address when it takes the SQE, at the end of this loop turn. */
+    c->connect_to = rh_alloc(sizeof(*c->connect_to));
+    memcpy(c->connect_to, addr, addr_len);
+    struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)c->connect_to, addr_len);
+    io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CONNECT, c->gen, c->slot));
+    conn_op_started(c);
     return c;
+}
+
+int rh_conn_connect_error(const struct rh_conn *c)
+{
+    return c->connect_error;
+}
+
+static void conn_connect_done(struct rh_conn *c, int res)
+{
+    if (c->state != RH_CONN_CONNECTING) { /* closed meanwhile: this was the last operation */
+        conn_op_finished(c);
+        return;
+    }
+    rh_free(c->connect_to);
+    c->connect_to = NULL;
+    if (res == 0) {
+        conn_op_finished(c);
+        conn_open_socket(c);
+        c->shard->rt->handler->conn_open(c);
+        return;
+    }
+    c->connect_error = (int16_t)(res < 0 ? res : -ECONNABORTED);
+    conn_close_now(c);
+    conn_op_finished(c);
 }
 
 /* The file an SQE names for @c, and its flag: the registered index when there is one. */
@@ -661,6 +731,19 @@ static void conn_close_now(struct rh_conn *c)
 
     if (c->state == RH_CONN_LINGERING) rh_list_unlink(&c->dirty_link);
     if (c->state == RH_CONN_HANDOFF) rh_blob_unref(c->handoff);
+    if (c->state == RH_CONN_CONNECTING) {
+        was_open = true; /* its handler hears of the end, as of any connection's */
+        if (c->connect_to) {
+            /* Closed by its owner with the connect in flight, which shutdown(2) does not
+             * end; a cancel does, and its completion is the last operation. */
+            rh_free(c->connect_to);
+            c->connect_to = NULL;
+            c->connect_error = -ECANCELED;
+            struct io_uring_sqe *sqe = rh_uring_get_sqe(&s->ring);
+            io_uring_prep_cancel64(sqe, rh_ud_make(RH_OP_CONNECT, c->gen, c->slot), 0);
+            io_uring_sqe_set_data64(sqe, rh_ud_make(RH_OP_CANCEL, 0, 0));
+        }
+    }
     c->state = RH_CONN_CLOSING;
     if (was_open) s->rt->handler->conn_close(c);
     if (c->dirty) {
@@ -721,6 +804,8 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
     c->partial = NULL;
     c->recv_buf = NULL;
     c->app = NULL;
+    c->listener = RH_LISTENER_MAIN;
+    c->connect_error = 0;
     c->fd = -1;
     c->state = RH_CONN_FREE;
     c->gen = (c->gen + 1) & ((1u << RH_CONN_ID_GEN_BITS) - 1);
@@ -730,7 +815,7 @@ static void conn_free(struct rh_shard *s, struct rh_conn *c)
 /* Not closing yet: the connection still holds its socket. */
 static bool conn_is_live(const struct rh_conn *c)
 {
-    return conn_is_reading(c) || c->state == RH_CONN_HANDOFF;
+    return conn_is_reading(c) || c->state == RH_CONN_HANDOFF || c->state == RH_CONN_CONNECTING;
 }
 
 /* Once a moving connection has nothing queued and nothing in flight, its socket, the

@@ -152,7 +152,12 @@ int rh_runtime_main(int argc, char **argv, const struct rh_conn_handler *handler
     rh_log_set_level(cfg.log_level);
     rh_hash_seed_random();
 
+    if (handler->prepare && handler->prepare(&cfg) != 0) {
+        rh_cfg_free(&cfg);
+        return 1;
+    }
     int err = rh_runtime_serve(&cfg, handler);
+    if (handler->finish) handler->finish();
     rh_cfg_free(&cfg);
     if (err) return 1;
     int64_t leaked = rh_alloc_live_bytes();

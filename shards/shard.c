@@ -424,6 +424,7 @@ static void handle_cqe(struct rh_shard *s, const struct io_uring_cqe *cqe)
         break;
     case RH_OP_RECV:
     case RH_OP_SEND:
+    case RH_OP_CONNECT:
         rh_conn_complete(s, cqe);
         break;
     case RH_OP_EVENTFD:

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "core/blob.h"
@@ -46,6 +47,7 @@ enum rh_listener_kind {
     RH_LISTENER_MAIN,
     RH_LISTENER_ADMIN,
     RH_LISTENER_OPERATOR,
+    RH_LISTENER_OUTBOUND, /* not accepted: opened by rh_conn_connect */
 };
 
 /* Delivery latency buckets (rh_shard_report): bucket i counts latencies up to 2^(i+16) ns
@@ -85,6 +87,11 @@ struct rh_conn_handler {
      * kinds above are the runtime's own). The runtime drops the reference the
      * post took after this returns. */
     void (*blob)(struct rh_shard *s, struct rh_blob *b);
+    /* On the main thread before the shards start (resolve names, check the configuration):
+     * returns 0, or -1 having said why (the process exits 1); and after they have all stopped.
+     * Either may be NULL. */
+    int (*prepare)(const struct rh_cfg *cfg);
+    void (*finish)(void);
 };
 
 /* Blob kinds handlers may use are below this; the runtime keeps the rest for itself. */
@@ -225,6 +232,16 @@ int rh_conn_send_copy(struct rh_conn *c, const void *data, uint32_t len);
  * @c is not open. After it returns, the handler stops reading: return the bytes consumed so
  * far from conn_recv, and the rest travels with the socket. */
 int rh_conn_handoff(struct rh_conn *c, uint32_t dst_idx, const void *data, uint32_t len);
+/* Opens a TCP connection from @s to @addr (@addr_len bytes) without blocking the shard, with
+ * @app as its rh_conn_app. Once connected the handler's conn_open runs (rh_conn_listener says
+ * RH_LISTENER_OUTBOUND) and it is a connection like the others; if the connect fails, or it is
+ * closed before it connects, conn_close runs instead, and rh_conn_connect_error says why.
+ * Returns the connection, or NULL with errno set (the shard is stopping or full, no socket). */
+struct rh_conn *rh_conn_connect(struct rh_shard *s, const struct sockaddr *addr, socklen_t addr_len,
+                                void *app);
+/* Why an outbound connection closed before it connected (a negative errno, -ECANCELED when it
+ * was closed first), or 0 when it did connect. Valid in conn_close. */
+int rh_conn_connect_error(const struct rh_conn *c);
 /* Closes @c as @how says. Safe to call more than once and from inside any handler callback;
  * the connection's memory lives on until the end of the current loop turn. */
 void rh_conn_close(struct rh_conn *c, enum rh_close_how how);

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <liburing.h>
@@ -27,6 +28,7 @@ enum rh_op {
     RH_OP_WAKE,      /* MSG_RING from another shard arrived: a wake-up */
     RH_OP_WAKE_SENT, /* our MSG_RING to another shard failed (successes are skipped) */
     RH_OP_CANCEL,    /* result of a cancel request; nothing to do */
+    RH_OP_CONNECT,   /* an outbound connection's connect(2) finished */
 };
 
 static inline uint64_t rh_ud_make(enum rh_op op, uint32_t gen, uint32_t slot)
@@ -50,8 +52,9 @@ static inline uint32_t rh_ud_slot(uint64_t ud)
 }
 
 enum rh_conn_state {
-    RH_CONN_FREE, /* slot unused */
-    RH_CONN_OPEN, /* reading and writing */
+    RH_CONN_FREE,       /* slot unused */
+    RH_CONN_CONNECTING, /* outbound (rh_conn_connect): its connect is in flight */
+    RH_CONN_OPEN,       /* reading and writing */
     /* Moving to another shard (rh_conn_handoff): what is queued is still sent, input is kept
      * unhandled, and once nothing is in flight the socket and that input go to the new shard. */
     RH_CONN_HANDOFF,
@@ -90,6 +93,7 @@ struct rh_conn {
     uint8_t handoff_dst;       /* HANDOFF: the shard it moves to */
     uint8_t listener;          /* enum rh_listener_kind of the socket that accepted it */
     uint16_t inflight;         /* submitted operations whose last completion is pending */
+    int16_t connect_error;     /* outbound, closed before it connected: the -errno */
     struct rh_list link;       /* shard->conns while not FREE */
     struct rh_list dirty_link; /* shard->dirty while dirty; shard->lingering while LINGERING
                                 * (a lingering connection has nothing left to send) */
@@ -101,8 +105,9 @@ struct rh_conn {
     uint32_t partial_len, partial_cap;
     uint8_t *recv_buf; /* oldest path only: this connection's own receive buffer */
     union {
-        int64_t linger_until_ms; /* LINGERING: when to stop waiting for the peer */
-        struct rh_blob *handoff; /* HANDOFF: the handler's data for the new shard */
+        int64_t linger_until_ms;             /* LINGERING: when to stop waiting for the peer */
+        struct rh_blob *handoff;             /* HANDOFF: the handler's data for the new shard */
+        struct sockaddr_storage *connect_to; /* CONNECTING: the peer, until the completion */
     };
     void *app;
 };
