@@ -83,6 +83,8 @@ static const char *check_any(const char *value);
 static const char *check_policy(const char *value);
 static const char *check_policy_list(const char *value);
 static const char *check_uid_list(const char *value);
+static const char *check_endpoints(const char *value);
+static const char *check_redis_prefix(const char *value);
 static int load_access_key(struct rh_cfg *cfg, char *err, size_t err_len);
 
 static const struct opt opts[] = {
@@ -153,6 +155,15 @@ static const struct opt opts[] = {
     STR("admin-socket", admin_socket, check_any, "/tmp/ringhub-%p.sock",
         "the admin Unix socket (ringhub-ctl), created mode 0600; %p stands for the port; "
         "empty: none"),
+    STR("redis", redis, check_endpoints, "",
+        "Redis to scale out through, host:port[,host:port...]: a server, or seed nodes of a "
+        "Redis Cluster (found out at start); empty: a single node, no Redis"),
+    STR("redis-prefix", redis_prefix, check_redis_prefix, "ringhub",
+        "first part of every Redis key and channel ringhub uses (nodes sharing one Redis and "
+        "this prefix form one cluster)"),
+    U32("redis-buffer", redis_buffer, 0, 1073741824, "4194304",
+        "bytes of cross-host messages a shard keeps while Redis is unreachable, sent once it is "
+        "back; what comes past them is dropped and counted"),
     STR("admin-uids", admin_uids, check_uid_list, "",
         "comma-separated uids allowed on the admin socket besides the server's own"),
     U32("metrics-port", metrics_port, 0, 65535, "0",
@@ -224,6 +235,8 @@ void rh_cfg_free(struct rh_cfg *cfg)
     rh_free(cfg->slow_consumer_groups);
     rh_free(cfg->admin_socket);
     rh_free(cfg->admin_uids);
+    rh_free(cfg->redis);
+    rh_free(cfg->redis_prefix);
     if (cfg->access_key) explicit_bzero(cfg->access_key, cfg->access_key_len);
     rh_free(cfg->access_key);
     memset(cfg, 0, sizeof(*cfg));
@@ -495,6 +508,41 @@ static const char *check_uid_list(const char *value)
         if (parse_u32(uid, &v) != 0) return "a comma-separated list of numeric uids";
         p += len + (p[len] == ',');
     }
+    return NULL;
+}
+
+/* host:port[,host:port...], a host being a name, an IPv4 address or [an IPv6 address]. */
+static const char *check_endpoints(const char *value)
+{
+    static const char *const usage = "a comma-separated list of host:port ([v6]:port)";
+    for (const char *p = value; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *colon = memrchr(p, ':', len);
+        if (!len || !colon || colon == p) return usage;
+        size_t port_len = len - (size_t)(colon + 1 - p);
+        char port[8];
+        uint32_t v;
+        if (!port_len || port_len >= sizeof(port)) return usage;
+        memcpy(port, colon + 1, port_len);
+        port[port_len] = '\0';
+        if (parse_u32(port, &v) != 0 || v == 0 || v > 65535) return usage;
+        bool is_bracketed = p[0] == '[';
+        if (is_bracketed != (colon[-1] == ']') || (is_bracketed && colon - p < 3)) return usage;
+        if (!is_bracketed && memchr(p, ':', (size_t)(colon - p))) return usage;
+        for (const char *h = p; h < colon; h++)
+            if ((unsigned char)*h <= ' ' || *h == '/' || *h == '@') return usage;
+        p += len + (p[len] == ',');
+    }
+    return NULL;
+}
+
+static const char *check_redis_prefix(const char *value)
+{
+    size_t len = strlen(value);
+    if (!len || len > 64) return "1 to 64 characters";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)value[i] <= ' ' || value[i] == '{' || value[i] == '}')
+            return "printable characters without spaces or braces";
     return NULL;
 }
 

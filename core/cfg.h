@@ -70,6 +70,9 @@ struct rh_cfg {
     char *admin_uids;               /* --admin-uids: comma-separated uids besides ours; owned */
     uint32_t metrics_port;          /* --metrics-port: 0 = /metrics on the main port */
     bool dashboard;                 /* --dashboard: serve /dashboard */
+    char *redis;                    /* --redis: host:port,... ("" = no Redis); owned */
+    char *redis_prefix;             /* --redis-prefix: of every key and channel; owned */
+    uint32_t redis_buffer;          /* --redis-buffer: bytes kept per shard during an outage */
     /* The access key that signs tokens, read from access_key_file (its last line end
      * dropped) or else from $RINGHUB_ACCESS_KEY by rh_cfg_parse_args; NULL: none (ringhub runs
      * open). Never logged. Owned. */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -21,6 +22,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "shards/backplane.h"
 #include "shards/front.h"
 #include "shards/groups.h"
 #include "shards/hub.h"
@@ -60,6 +62,7 @@ struct report_part {
     struct rh_shard_report rt;
     struct rh_hub_report hub;
     struct rates rates;
+    struct rh_backplane_report bp;
 };
 
 /* A group as a shard sees it (ASK_GROUPS, ASK_GROUP), after its names in the part. */
@@ -117,6 +120,8 @@ static struct rh_buf *render(struct admin_shard *as, struct query *q);
 static void put(struct rh_buf **o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put_str(struct rh_buf **o, const void *s, size_t len);
 static uint64_t sessions_of(const struct rh_hub_report *hub, int transport);
+static void render_nodes(struct rh_buf **o, struct rh_shard *s, bool is_json);
+static void render_redis(struct rh_buf **o, const struct query *q, uint32_t n, bool is_json);
 
 void rh_admin_shard_start(struct rh_shard *s)
 {
@@ -301,6 +306,7 @@ static void ask_received(struct admin_shard *as, struct rh_blob *b)
         struct report_part *rp = rh_alloc(sizeof(*rp));
         rh_shard_report(s, &rp->rt);
         rh_hub_report(s, &rp->hub);
+        rh_backplane_report(s, &rp->bp);
         rp->rates = as->rates;
         rh_buf_append(&out, rp, sizeof(*rp));
         rh_free(rp);
@@ -554,6 +560,9 @@ static void run_command(struct admin_session *a, struct rh_admin_command *cmd)
             level_text);
         break;
     }
+    case RH_ADMIN_NODES:
+        render_nodes(&out, s, cmd->is_json);
+        break;
     case RH_ADMIN_CONFIG: {
         bool is_json = cmd->is_json;
         void *ctx[2] = {&out, &is_json};
@@ -580,9 +589,10 @@ static void run_command(struct admin_session *a, struct rh_admin_command *cmd)
     }
     default: {
         static const uint8_t asks[] = {
-            [RH_ADMIN_STATS] = ASK_REPORT,  [RH_ADMIN_SHARDS] = ASK_REPORT,
-            [RH_ADMIN_DRAIN] = ASK_REPORT,  [RH_ADMIN_CONNECTIONS] = ASK_CONNS,
-            [RH_ADMIN_GROUPS] = ASK_GROUPS, [RH_ADMIN_GROUP] = ASK_GROUP,
+            [RH_ADMIN_STATS] = ASK_REPORT, [RH_ADMIN_SHARDS] = ASK_REPORT,
+            [RH_ADMIN_DRAIN] = ASK_REPORT, [RH_ADMIN_CONNECTIONS] = ASK_CONNS,
+            [RH_ADMIN_REDIS] = ASK_REPORT, [RH_ADMIN_GROUPS] = ASK_GROUPS,
+            [RH_ADMIN_GROUP] = ASK_GROUP,
         };
         rh_buf_unref(out);
         a->is_busy = true;
@@ -1154,6 +1164,32 @@ static void render_metrics(struct rh_buf **o, const struct query *q, uint32_t n)
               rp->rt.send_queue_bytes);
     PER_SHARD("ringhub_ring_depth", "gauge", "Messages from other shards waiting for the shard.",
               rp->rt.ring_depth);
+    if (rh_backplane_enabled()) {
+        PER_SHARD("ringhub_redis_up", "gauge",
+                  "1 when both of the shard's Redis connections (command, subscriber) are up.",
+                  rp->bp.command_up && rp->bp.subscriber_up);
+        PER_SHARD("ringhub_redis_subscriptions", "gauge", "Redis channels the shard subscribes.",
+                  rp->bp.subscriptions);
+        PER_SHARD("ringhub_redis_pending", "gauge", "Redis commands whose reply is not back.",
+                  rp->bp.pending);
+        PER_SHARD("ringhub_redis_buffered_bytes", "gauge",
+                  "Cross-node messages kept while Redis is unreachable (--redis-buffer).",
+                  rp->bp.buffered_bytes);
+        PER_SHARD("ringhub_redis_published_total", "counter", "Envelopes published to Redis.",
+                  rp->bp.published);
+        PER_SHARD("ringhub_redis_received_total", "counter",
+                  "Envelopes from other nodes received through Redis.", rp->bp.received);
+        PER_SHARD("ringhub_redis_skipped_total", "counter",
+                  "Group messages kept off Redis: no other node had members.", rp->bp.skipped);
+        PER_SHARD("ringhub_redis_dropped_total", "counter",
+                  "Cross-node messages dropped during an outage, past --redis-buffer.",
+                  rp->bp.dropped);
+        PER_SHARD("ringhub_redis_lost_total", "counter",
+                  "Cross-node messages written to a Redis connection that then broke.",
+                  rp->bp.lost);
+        PER_SHARD("ringhub_redis_reconnects_total", "counter",
+                  "Redis connections made again after one was lost.", rp->bp.reconnects);
+    }
 #undef PER_SHARD
     family(o, "ringhub_loop_utilization", "gauge",
            "Share of the last second the shard's loop was busy (not waiting for io_uring).");
@@ -1307,6 +1343,9 @@ static struct rh_buf *render(struct admin_shard *as, struct query *q)
     case RH_ADMIN_SHARDS:
         render_shards(&o, q, n, is_json);
         break;
+    case RH_ADMIN_REDIS:
+        render_redis(&o, q, n, is_json);
+        break;
     case RH_ADMIN_DRAIN: {
         uint64_t conns = 0;
         for (uint32_t i = 0; i < n; i++)
@@ -1349,4 +1388,90 @@ static struct rh_buf *render(struct admin_shard *as, struct query *q)
         RH_ASSERT(!"not a gathered command");
     }
     return o;
+}
+
+struct nodes_ctx {
+    struct rh_buf **o;
+    bool is_json;
+    uint32_t count;
+    int64_t now_ms;
+};
+
+static void node_row(void *ctx, const struct rh_backplane_node *node)
+{
+    struct nodes_ctx *nc = ctx;
+    long long up_s = (long long)((nc->now_ms - node->started_ms) / 1000);
+    long long seen_s = (long long)((nc->now_ms - node->seen_ms) / 1000);
+    if (nc->is_json)
+        put(nc->o,
+            "%s{\"id\":%u,\"address\":\"%s\",\"started_ms\":%lld,\"uptime_s\":%lld,"
+            "\"seen_s_ago\":%lld}",
+            nc->count ? "," : "", node->id, node->address, (long long)node->started_ms, up_s,
+            seen_s);
+    else
+        put(nc->o, "%-6u %-24s %10lld %10lld\n", node->id, node->address, up_s, seen_s);
+    nc->count++;
+}
+
+/* The node directory as this shard (0: it keeps it) last read it from Redis. */
+static void render_nodes(struct rh_buf **o, struct rh_shard *s, bool is_json)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct nodes_ctx nc = {o, is_json, 0, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+    uint32_t me = rh_runtime_node_id(rh_shard_runtime(s));
+    if (!rh_backplane_enabled()) {
+        put(o,
+            is_json ? "{\"ok\":true,\"node\":%u,\"redis\":false,\"nodes\":[]}\n"
+                    : "node %u runs alone (no --redis)\n\n",
+            me);
+        return;
+    }
+    if (is_json)
+        put(o, "{\"ok\":true,\"node\":%u,\"redis\":true,\"nodes\":[", me);
+    else
+        put(o, "%-6s %-24s %10s %10s\n", "NODE", "ADDRESS", "UPTIME_S", "SEEN_S_AGO");
+    rh_backplane_nodes(s, node_row, &nc);
+    put(o, is_json ? "]}\n" : "\n");
+}
+
+static void render_redis(struct rh_buf **o, const struct query *q, uint32_t n, bool is_json)
+{
+    if (!rh_backplane_enabled()) {
+        put(o, is_json ? "{\"ok\":true,\"redis\":false,\"shards\":[]}\n"
+                       : "no Redis: this node runs alone (start it with --redis)\n\n");
+        return;
+    }
+    if (is_json)
+        put(o, "{\"ok\":true,\"redis\":true,\"shards\":[");
+    else
+        put(o, "%-5s %-22s %-4s %-4s %5s %7s %9s %10s %10s %8s %8s %8s %6s\n", "SHARD", "ENDPOINT",
+            "CMD", "SUB", "SUBS", "PENDING", "BUFFERED", "PUBLISHED", "RECEIVED", "SKIPPED",
+            "DROPPED", "LOST", "RECON");
+    for (uint32_t i = 0; i < n; i++) {
+        const struct report_part *rp = report_of(q, i);
+        const struct rh_backplane_report *b = &rp->bp;
+        if (is_json)
+            put(o,
+                "%s{\"shard\":%u,\"endpoint\":\"%s\",\"command_up\":%s,\"subscriber_up\":%s,"
+                "\"subscriptions\":%u,\"pending\":%u,\"buffered_bytes\":%llu,\"published\":%llu,"
+                "\"received\":%llu,\"skipped\":%llu,\"dropped\":%llu,\"lost\":%llu,"
+                "\"reconnects\":%llu,\"bad\":%llu,\"down_since_ms\":%lld}",
+                i ? "," : "", rp->rt.idx, b->endpoint, b->command_up ? "true" : "false",
+                b->subscriber_up ? "true" : "false", b->subscriptions, b->pending,
+                (unsigned long long)b->buffered_bytes, (unsigned long long)b->published,
+                (unsigned long long)b->received, (unsigned long long)b->skipped,
+                (unsigned long long)b->dropped, (unsigned long long)b->lost,
+                (unsigned long long)b->reconnects, (unsigned long long)b->bad,
+                (long long)b->down_since_ms);
+        else
+            put(o, "%-5u %-22s %-4s %-4s %5u %7u %9llu %10llu %10llu %8llu %8llu %8llu %6llu\n",
+                rp->rt.idx, b->endpoint, b->command_up ? "up" : "DOWN",
+                b->subscriber_up ? "up" : "DOWN", b->subscriptions, b->pending,
+                (unsigned long long)b->buffered_bytes, (unsigned long long)b->published,
+                (unsigned long long)b->received, (unsigned long long)b->skipped,
+                (unsigned long long)b->dropped, (unsigned long long)b->lost,
+                (unsigned long long)b->reconnects);
+    }
+    put(o, is_json ? "]}\n" : "\n");
 }

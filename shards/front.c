@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "shards/admin.h"
+#include "shards/backplane.h"
 #include "shards/events.h"
 #include "shards/hub.h"
 #include "transports/http/http.h"
@@ -150,6 +151,7 @@ static void idle_restart(struct front_conn *f);
 
 static void shard_start(struct rh_shard *s);
 static void shard_stop(struct rh_shard *s);
+static void shard_draining(struct rh_shard *s);
 static void blob(struct rh_shard *s, struct rh_blob *b);
 static bool route_operator(struct front_conn *f, const struct rh_http_request *req);
 static void route_dashboard(struct front_conn *f, const struct rh_http_request *req,
@@ -162,7 +164,9 @@ extern const unsigned int rh_dashboard_html_len;
 static const struct rh_conn_handler front_handler = {
     .shard_start = shard_start,
     .shard_stop = shard_stop,
-    .shard_draining = rh_hub_shard_draining,
+    .shard_draining = shard_draining,
+    .prepare = rh_backplane_prepare,
+    .finish = rh_backplane_finish,
     .blob = blob,
     .conn_open = conn_open,
     .conn_adopt = conn_adopt,
@@ -179,21 +183,33 @@ static void shard_start(struct rh_shard *s)
 {
     rh_hub_shard_start(s);
     rh_admin_shard_start(s);
+    rh_backplane_shard_start(s);
+}
+
+static void shard_draining(struct rh_shard *s)
+{
+    rh_backplane_shard_draining(s);
+    rh_hub_shard_draining(s);
 }
 
 static void shard_stop(struct rh_shard *s)
 {
+    rh_backplane_shard_stop(s);
     rh_admin_shard_stop(s);
     rh_hub_shard_stop(s);
 }
 
 static void blob(struct rh_shard *s, struct rh_blob *b)
 {
-    if (!rh_admin_blob(s, b)) rh_hub_blob(s, b);
+    if (!rh_admin_blob(s, b) && !rh_backplane_blob(s, b)) rh_hub_blob(s, b);
 }
 
 static void conn_open(struct rh_conn *c)
 {
+    if (rh_conn_listener(c) == RH_LISTENER_OUTBOUND) {
+        rh_backplane_conn_open(c);
+        return;
+    }
     if (rh_conn_listener(c) == RH_LISTENER_ADMIN) {
         rh_admin_open(c);
         return;
@@ -208,6 +224,10 @@ static void conn_open(struct rh_conn *c)
 
 static void conn_close(struct rh_conn *c)
 {
+    if (rh_conn_listener(c) == RH_LISTENER_OUTBOUND) {
+        rh_backplane_conn_close(c);
+        return;
+    }
     if (rh_conn_listener(c) == RH_LISTENER_ADMIN) {
         rh_admin_close(c);
         return;
@@ -225,6 +245,7 @@ static void conn_close(struct rh_conn *c)
 static ssize_t conn_recv(struct rh_conn *c, const uint8_t *data, size_t len)
 {
     if (rh_conn_listener(c) == RH_LISTENER_ADMIN) return rh_admin_recv(c, data, len);
+    if (rh_conn_listener(c) == RH_LISTENER_OUTBOUND) return rh_backplane_conn_recv(c, data, len);
     size_t used = 0;
     while (used < len) {
         /* Closing frees the state (conn_close), so look it up again after every step. */

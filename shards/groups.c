@@ -36,6 +36,9 @@ struct rh_group {
     int64_t rate_window_ms; /* start of the current one-second window */
     uint32_t rate_count;    /* messages in the current window */
     uint32_t rate_last;     /* messages in the window before */
+    struct rh_blob **held;  /* as owner: join answers held until ops->interest is ready */
+    uint32_t held_count;
+    bool is_holding;
     uint32_t key_len;
     uint8_t key[]; /* as in the blobs */
 };
@@ -65,6 +68,7 @@ static uint32_t owner_of(const struct rh_groups *g, uint64_t hash);
 static struct rh_blob *blob_new(uint16_t kind, const uint8_t *key, uint32_t key_len,
                                 struct rh_span tail);
 static void membership_end(struct rh_groups *g, struct rh_membership *m);
+static void answer_held(struct rh_groups *g, struct rh_group *grp);
 static void owner_send(struct rh_groups *g, struct rh_blob *b, struct rh_group *grp,
                        uint32_t key_len);
 static void local_deliver(struct rh_groups *g, const struct rh_blob *b, struct rh_group *grp,
@@ -88,6 +92,9 @@ void rh_groups_free(struct rh_groups *g)
     struct rh_group *grp;
     while ((grp = rh_table_next(&g->table, &cursor))) {
         RH_ASSERT(!grp->member_count);
+        for (uint32_t i = 0; i < grp->held_count; i++)
+            rh_blob_unref(grp->held[i]);
+        rh_free(grp->held);
         rh_free(grp);
     }
     rh_table_free(&g->table);
@@ -216,6 +223,35 @@ void rh_groups_send(struct rh_groups *g, struct rh_blob *b, uint64_t except)
     rh_shard_post(g->shard, owner_of(g, rh_hash(b->data, key_len)), b);
 }
 
+static void answer_held(struct rh_groups *g, struct rh_group *grp)
+{
+    for (uint32_t i = 0; i < grp->held_count; i++)
+        rh_shard_post(g->shard, grp->held[i]->origin_shard, grp->held[i]);
+    rh_free(grp->held);
+    grp->held = NULL;
+    grp->held_count = 0;
+    grp->is_holding = false;
+}
+
+void rh_groups_interest_ready(struct rh_groups *g, const struct rh_group_key *key)
+{
+    struct key_bytes k;
+    key_encode(key, &k);
+    struct rh_group *grp = group_find(g, k.bytes, k.len, rh_hash(k.bytes, k.len));
+    if (grp) answer_held(g, grp);
+}
+
+void rh_groups_send_remote(struct rh_groups *g, struct rh_blob *b)
+{
+    RH_ASSERT(b->kind == BLOB_SEND);
+    uint32_t key_len = key_len_in(b->data, b->len);
+    RH_ASSERT(key_len);
+    b->arg = RH_GROUPS_NO_EXCEPT;
+    struct rh_group *grp = group_find(g, b->data, key_len, rh_hash(b->data, key_len));
+    if (grp && grp->member_shards) owner_send(g, b, grp, key_len); /* posts take their own */
+    rh_blob_unref(b);
+}
+
 bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
 {
     if (b->kind < RH_GROUPS_BLOB_FIRST || b->kind > RH_GROUPS_BLOB_LAST) return false;
@@ -230,6 +266,10 @@ bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
     switch (b->kind) {
     case BLOB_JOIN:
         grp = group_get(g, b->data, key_len, hash);
+        if (!grp->member_shards && g->ops->interest) {
+            struct rh_group_key key = key_decode(b->data);
+            grp->is_holding = !g->ops->interest(g->ctx, &key, true);
+        }
         grp->member_shards |= 1ull << b->origin_shard;
         if (g->ops->owner_joining) {
             struct rh_group_key key = key_decode(b->data);
@@ -238,7 +278,12 @@ bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
         /* The answer is the same blob, sent back: only this shard holds it now. */
         b->kind = BLOB_JOINED;
         rh_blob_ref_n(b, 1);
-        rh_shard_post(g->shard, b->origin_shard, b);
+        if (grp->is_holding) {
+            grp->held = rh_realloc(grp->held, (grp->held_count + 1) * sizeof(*grp->held));
+            grp->held[grp->held_count++] = b;
+        } else {
+            rh_shard_post(g->shard, b->origin_shard, b);
+        }
         break;
     case BLOB_JOINED:
         g->ops->joined(g->ctx, b->arg, tail);
@@ -247,11 +292,20 @@ bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b)
         grp = group_find(g, b->data, key_len, hash);
         if (!grp) break;
         grp->member_shards &= ~(1ull << b->origin_shard);
+        if (!grp->member_shards) answer_held(g, grp);
+        if (!grp->member_shards && g->ops->interest) {
+            struct rh_group_key key = key_decode(b->data);
+            g->ops->interest(g->ctx, &key, false);
+        }
         group_release(g, grp);
         break;
     case BLOB_SEND:
         grp = group_find(g, b->data, key_len, hash);
-        if (grp) owner_send(g, b, grp, key_len); /* else nobody is a member anywhere */
+        if (g->ops->owner_sending) {
+            struct rh_group_key key = key_decode(b->data);
+            g->ops->owner_sending(g->ctx, &key, tail, b->arg);
+        }
+        if (grp && grp->member_shards) owner_send(g, b, grp, key_len); /* else none here */
         break;
     case BLOB_DELIVER:
         grp = group_find(g, b->data, key_len, hash);

@@ -73,6 +73,15 @@ struct rh_groups_ops {
      * @key. Blobs this posts to @member_shard arrive before the answer. May be NULL. */
     void (*owner_joining)(void *ctx, const struct rh_group_key *key, uint64_t route,
                           uint32_t member_shard);
+    /* On the owner, for every message of this process to @key (rh_groups_send, not
+     * rh_groups_send_remote), whether or not any shard has members: @msg and @except as the
+     * sender gave them. May be NULL. */
+    void (*owner_sending)(void *ctx, const struct rh_group_key *key, struct rh_span msg,
+                          uint64_t except);
+    /* On the owner: the first shard with members of @key came (@has_members), or the last one
+     * left. Returns whether joins may be answered now; false holds them (the first and any
+     * that come meanwhile) until rh_groups_interest_ready. May be NULL. */
+    bool (*interest)(void *ctx, const struct rh_group_key *key, bool has_members);
 };
 
 struct rh_groups *rh_groups_new(struct rh_shard *s, const struct rh_groups_ops *ops, void *ctx);
@@ -109,6 +118,10 @@ struct rh_blob *rh_groups_message_new(const struct rh_group_key *key, uint32_t m
 /* Sends @b (from rh_groups_message_new; takes the reference) to every member of its group
  * but the one with route @except. */
 void rh_groups_send(struct rh_groups *g, struct rh_blob *b, uint64_t except);
+/* On the owner of @b's group: delivers @b (from rh_groups_message_new; takes the reference)
+ * to the members in this process, as a message from elsewhere: ops->owner_sending is not
+ * called. */
+void rh_groups_send_remote(struct rh_groups *g, struct rh_blob *b);
 
 /* What a shard knows of a group: its local members and, as its owner, which shards have
  * members, how many messages went through it and how many in the last second. */
@@ -127,6 +140,9 @@ void rh_groups_each(struct rh_groups *g, void (*fn)(void *ctx, const struct rh_g
                     void *ctx);
 /* Fills @out for @key; false when this shard neither has members of it nor owns it. */
 bool rh_groups_info(struct rh_groups *g, const struct rh_group_key *key, struct rh_group_info *out);
+
+/* On the owner of @key: the joins held by ops->interest may be answered now. */
+void rh_groups_interest_ready(struct rh_groups *g, const struct rh_group_key *key);
 
 /* Handles @b if it is one of this module's blobs (kind in the range above). */
 bool rh_groups_blob(struct rh_groups *g, struct rh_blob *b);

@@ -62,12 +62,10 @@ static struct rh_buf *fanout_frame(struct fanout *f, enum rh_hub_codec codec, en
 static void fanout_end(struct fanout *f);
 static uint32_t link_alloc(struct hub_shard *hs);
 static void link_free(struct hub_shard *hs, uint32_t slot);
-static uint64_t route_get(const uint8_t in[ROUTE_BYTES]);
 static void sweep_fired(struct rh_timer *t);
 static struct send_all send_all_of(const struct rh_hub_session *h, const struct rh_hub_msg *msg,
                                    uint32_t first_arg, struct rh_span target);
 static bool is_excluded(const struct send_all *m, uint64_t route);
-static bool send_all_unpack(struct rh_span in, struct send_all *out);
 static struct rh_buf *invocation_bytes(const struct send_all *m, enum rh_hub_codec codec);
 static struct rh_buf *invocation_event(const struct send_all *m);
 static void complete(struct rh_hub_session *h, const struct rh_hub_msg *msg,
@@ -95,6 +93,8 @@ static const struct rh_groups_ops group_ops = {
     .deliver = groups_deliver,
     .joined = groups_joined,
     .owner_joining = hub_groups_owner_joining,
+    .owner_sending = hub_groups_owner_sending,
+    .interest = hub_groups_interest,
 };
 
 void rh_hub_shard_start(struct rh_shard *s)
@@ -206,7 +206,7 @@ void rh_hub_blob(struct rh_shard *s, struct rh_blob *b)
 static void send_all_received(struct hub_shard *hs, struct rh_blob *b)
 {
     struct fanout f = {.policy = hs->slow_default};
-    if (!send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
+    if (!hub_send_all_unpack(rh_span_make(b->data, b->len), &f.m)) return;
     const struct hub_name *hub = hub_name_find(hs, f.m.hub);
     if (!hub) return; /* no session of that hub on this shard */
     struct rh_list *node;
@@ -222,7 +222,7 @@ int rh_hub_id_shard(const struct rh_shard *s, const char *id, size_t len)
     uint8_t bytes[ROUTE_BYTES + SECRET_BYTES];
     if (len != ID_TEXT_LEN && len != TOKEN_TEXT_LEN) return -1;
     if (rh_b64url_decode(id, len, bytes, sizeof(bytes)) < ROUTE_BYTES) return -1;
-    uint64_t route = route_get(bytes);
+    uint64_t route = hub_route_get(bytes);
     if (rh_conn_id_node(route) != rh_runtime_node_id(rh_shard_runtime(s))) return -1;
     uint32_t shard = rh_conn_id_shard(route);
     return shard < rh_shard_count(s) ? (int)shard : -1;
@@ -689,6 +689,7 @@ static void invoke_send_to_all(struct rh_hub_session *h, const struct rh_hub_msg
     struct rh_blob *b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(s), NULL, size);
     hub_send_all_pack(&m, b->data, size);
     rh_shard_post_all(s, b);
+    hub_remote_send_all(hub_shard_self(), &m);
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
 
@@ -719,6 +720,9 @@ static void invoke_send_to_connection(struct rh_hub_session *h, const struct rh_
         hub_send_all_pack(&m, b->data + PUBLIC_BYTES, size);
         b->arg = route;
         rh_shard_post(s, rh_conn_id_shard(route), b);
+    } else if (id_len > 0) {
+        struct send_all m = send_all_of(h, msg, 2, rh_span_make(target, (uint32_t)target_len));
+        hub_remote_send_to_connection(hub_shard_self(), rh_span_make(id, (uint32_t)id_len), &m);
     }
     complete(h, msg, RH_HUB_RESULT_VALUE, rh_span_make(NULL, 0)); /* null: void */
 }
@@ -729,7 +733,7 @@ static void deliver_to_connection(struct hub_shard *hs, struct rh_blob *b)
 {
     struct send_all m;
     if (b->len < PUBLIC_BYTES ||
-        !send_all_unpack(rh_span_make(b->data + PUBLIC_BYTES, b->len - PUBLIC_BYTES), &m))
+        !hub_send_all_unpack(rh_span_make(b->data + PUBLIC_BYTES, b->len - PUBLIC_BYTES), &m))
         return;
     struct rh_hub_session *h = hub_session_by_id(hs, b->arg, b->data);
     if (!h) return; /* gone, or never was */
@@ -1012,7 +1016,7 @@ static void groups_deliver(void *ctx, const struct rh_group_key *key, const stru
         f.tag = (uint32_t)(rh_hash(key->name.ptr, key->name.len) ^
                            rh_hash(key->hub.ptr, key->hub.len)) |
                 1;
-    if (!send_all_unpack(msg, &f.m)) return;
+    if (!hub_send_all_unpack(msg, &f.m)) return;
     struct rh_list *node;
     rh_list_for_each(node, members) {
         struct rh_membership *m = rh_list_entry(node, struct rh_membership, in_group);
@@ -1155,7 +1159,7 @@ void hub_route_put(uint8_t out[ROUTE_BYTES], uint64_t route)
         out[i] = (uint8_t)route;
 }
 
-static uint64_t route_get(const uint8_t in[ROUTE_BYTES])
+uint64_t hub_route_get(const uint8_t in[ROUTE_BYTES])
 {
     uint64_t route = 0;
     for (int i = 0; i < ROUTE_BYTES; i++)
@@ -1238,7 +1242,7 @@ static bool is_excluded(const struct send_all *m, uint64_t route)
     return false;
 }
 
-static bool send_all_unpack(struct rh_span in, struct send_all *out)
+bool hub_send_all_unpack(struct rh_span in, struct send_all *out)
 {
     const uint8_t *p = in.ptr, *end = in.ptr + in.len;
     uint16_t len16;
@@ -1568,7 +1572,7 @@ struct hub_link *hub_link_find(struct hub_shard *hs, struct rh_span token, uint3
     uint8_t raw[ROUTE_BYTES + SECRET_BYTES];
     ssize_t n = rh_b64url_decode((const char *)token.ptr, token.len, raw, sizeof(raw));
     if (n != ROUTE_BYTES + SECRET_BYTES && n != ROUTE_BYTES + PUBLIC_BYTES) return NULL;
-    uint64_t route = route_get(raw);
+    uint64_t route = hub_route_get(raw);
     *slot = rh_conn_id_slot(route);
     if (rh_conn_id_shard(route) != rh_shard_idx(hs->shard) || *slot >= hs->link_count) return NULL;
     struct hub_link *l = &hs->links[*slot];
@@ -1608,7 +1612,7 @@ bool hub_connection_route(const struct rh_shard *s, const char *id, uint32_t len
     if (len != ID_TEXT_LEN || rh_hub_id_shard(s, id, len) < 0 ||
         rh_b64url_decode(id, len, raw, sizeof(raw)) != sizeof(raw))
         return false;
-    *route = route_get(raw);
+    *route = hub_route_get(raw);
     memcpy(tail, raw + ROUTE_BYTES, PUBLIC_BYTES);
     return true;
 }

@@ -35,6 +35,7 @@
 
 #include "shards/groups.h"
 #include "shards/shard.h"
+#include "transports/backplane.h"
 #include "transports/jwt.h"
 #include "transports/rest.h"
 #include "transports/span.h"
@@ -220,3 +221,12 @@ struct rh_hub_stream *rh_hub_stream_start(struct rh_conn *c, struct rh_span hub,
                                           struct rh_span user, struct rh_span last_id);
 /* Ends the stream (its connection is closing). */
 void rh_hub_stream_free(struct rh_hub_stream *st);
+
+/* What another node sent through Redis for this shard (shards/backplane.h): an invocation, a
+ * command about one of its connections, an answer, or a user's groups. */
+void rh_hub_remote(struct rh_shard *s, const struct rh_bp_env *e);
+/* Answers the HTTP connection @reply_to (of this node) with @status. */
+void rh_hub_remote_answer(struct rh_shard *s, uint64_t reply_to, int status);
+/* The node's interest in @key is known to the other nodes (rh_backplane_interest): joins held
+ * for it complete. */
+void rh_hub_interest_ready(struct rh_shard *s, const struct rh_group_key *key);

@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "shards/backplane.h"
 
 static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req);
 static void post_apply(struct hub_shard *hs, uint32_t shard, bool is_join, const uint64_t *route,
@@ -55,30 +56,14 @@ int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req)
     case RH_REST_GROUP_ADD_USER:
     case RH_REST_GROUP_REMOVE_USER:
     case RH_REST_USER_IN_GROUP:
-    case RH_REST_USER_LEAVE_ALL: {
-        /* Kept by the user's owner, which also knows the shards with its connections. */
-        struct rh_group_key key = {RH_GROUP_USER, hub, rh_span_make(r->user, r->user_len)};
-        uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + r->user_len + 2 + r->name_len;
-        struct rh_blob *b = rh_blob_new(BLOB_USER_GROUPS, 1, NULL, size);
-        uint8_t *p = b->data;
-        *p++ = (uint8_t)r->op;
-        *p++ = r->is_v1;
-        memcpy(p, &req->reply_to, 8);
-        p += 8;
-        const struct rh_span fields[] = {hub, key.name, rh_span_make(r->name, r->name_len)};
-        for (int i = 0; i < 3; i++) {
-            uint16_t len16 = (uint16_t)fields[i].len;
-            memcpy(p, &len16, 2);
-            if (len16) memcpy(p + 2, fields[i].ptr, len16);
-            p += 2 + len16;
-        }
-        rh_shard_post(s, rh_groups_owner(hs->groups, &key), b);
+    case RH_REST_USER_LEAVE_ALL:
+        hub_api_user_groups(hs, req, true);
         return 0;
-    }
     default: {
-        /* About one connection: asked of its shard. */
+        /* About one connection: asked of its shard, or of its node through Redis. */
         uint64_t route;
         uint8_t tail[PUBLIC_BYTES];
+        if (hub_remote_connection_request(hs, req)) return 0;
         if (!hub_connection_route(s, r->conn, r->conn_len, &route, tail))
             return r->op == RH_REST_CLOSE_CONNECTION ? (r->is_v1 ? 202 : 200) : 404;
         uint32_t size =
@@ -104,6 +89,32 @@ int rh_hub_api(struct rh_shard *s, const struct rh_hub_api_request *req)
     }
 }
 
+/* A request about a user's groups goes to the user's owner, which keeps them (and knows the
+ * shards with the user's connections); a change also goes to every other node (@publish),
+ * whose owner of the user keeps it too, for connections there now and later. */
+void hub_api_user_groups(struct hub_shard *hs, const struct rh_hub_api_request *req, bool publish)
+{
+    const struct rh_rest_route *r = req->route;
+    struct rh_span hub = rh_span_make(r->hub, r->hub_len);
+    struct rh_group_key key = {RH_GROUP_USER, hub, rh_span_make(r->user, r->user_len)};
+    uint32_t size = 1 + 1 + 8 + 2 + hub.len + 2 + r->user_len + 2 + r->name_len;
+    struct rh_blob *b = rh_blob_new(BLOB_USER_GROUPS, 1, NULL, size);
+    uint8_t *p = b->data;
+    *p++ = (uint8_t)r->op;
+    *p++ = r->is_v1;
+    memcpy(p, &req->reply_to, 8);
+    p += 8;
+    const struct rh_span fields[] = {hub, key.name, rh_span_make(r->name, r->name_len)};
+    for (int i = 0; i < 3; i++) {
+        uint16_t len16 = (uint16_t)fields[i].len;
+        memcpy(p, &len16, 2);
+        if (len16) memcpy(p + 2, fields[i].ptr, len16);
+        p += 2 + len16;
+    }
+    rh_shard_post(hs->shard, rh_groups_owner(hs->groups, &key), b);
+    if (publish && r->op != RH_REST_USER_IN_GROUP) hub_remote_user_groups(hs, req);
+}
+
 /* A send of the HTTP API, from this shard: JSON values, as the body carried them. */
 static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
 {
@@ -119,8 +130,9 @@ static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
         uint64_t route;
         uint8_t tail[PUBLIC_BYTES];
         if (!hub_connection_route(hs->shard, (const char *)req->excluded[i].ptr,
-                                  req->excluded[i].len, &route, tail))
-            continue; /* not one of ours: nobody to leave out */
+                                  req->excluded[i].len, &route, tail) &&
+            !hub_remote_route(hs, req->excluded[i], &route))
+            continue; /* names nobody: nobody to leave out */
         memcpy(excluded + 8 * m.excluded_count++, &route, 8);
     }
     uint32_t size = hub_send_all_size(&m);
@@ -129,6 +141,7 @@ static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
         b = rh_blob_new(BLOB_SEND_ALL, rh_shard_count(hs->shard), NULL, size);
         hub_send_all_pack(&m, b->data, size);
         rh_shard_post_all(hs->shard, b);
+        hub_remote_send_all(hs, &m);
     } else if (r->op == RH_REST_SEND_CONNECTION) {
         uint64_t route;
         uint8_t tail[PUBLIC_BYTES];
@@ -138,6 +151,8 @@ static int api_send(struct hub_shard *hs, const struct rh_hub_api_request *req)
             hub_send_all_pack(&m, b->data + PUBLIC_BYTES, size);
             b->arg = route;
             rh_shard_post(hs->shard, rh_conn_id_shard(route), b);
+        } else {
+            hub_remote_send_to_connection(hs, rh_span_make(r->conn, r->conn_len), &m);
         }
     } else {
         struct rh_group_key key = {r->op == RH_REST_SEND_USER ? RH_GROUP_USER : RH_GROUP_NAMED,
@@ -241,6 +256,10 @@ void hub_api_query_received(struct hub_shard *hs, struct rh_blob *b)
         if (end - p - 2 < len16) return;
         *fields[i] = rh_span_make(p + 2, len16);
         p += 2 + len16;
+    }
+    if (!rh_groups_has_members(hs->groups, &key) && rh_backplane_enabled()) {
+        rh_backplane_ask_members(hs->shard, &key, reply_to); /* members on other nodes? */
+        return;
     }
     hub_answer_text(hs, reply_to, rh_groups_has_members(hs->groups, &key) ? 200 : 404, "");
 }

@@ -251,6 +251,17 @@ void hub_end_with_error(struct rh_hub_session *h, const char *error);
 uint64_t hub_feed_hash(struct rh_span hub, struct rh_span user);
 void hub_groups_owner_joining(void *ctx, const struct rh_group_key *key, uint64_t route,
                               uint32_t member_shard);
+void hub_groups_owner_sending(void *ctx, const struct rh_group_key *key, struct rh_span msg,
+                              uint64_t except);
+bool hub_groups_interest(void *ctx, const struct rh_group_key *key, bool has_members);
+void hub_api_user_groups(struct hub_shard *hs, const struct rh_hub_api_request *req, bool publish);
+bool hub_remote_answer(struct hub_shard *hs, uint64_t reply_to, int status);
+bool hub_remote_connection_request(struct hub_shard *hs, const struct rh_hub_api_request *req);
+bool hub_remote_route(struct hub_shard *hs, struct rh_span id, uint64_t *route);
+void hub_remote_send_all(struct hub_shard *hs, const struct send_all *m);
+bool hub_remote_send_to_connection(struct hub_shard *hs, struct rh_span id,
+                                   const struct send_all *m);
+void hub_remote_user_groups(struct hub_shard *hs, const struct rh_hub_api_request *req);
 struct hub_name *hub_name_find(struct hub_shard *hs, struct rh_span name);
 struct rh_span hub_span(const struct rh_hub_session *h);
 struct hub_stats *hub_stats_of(struct hub_shard *hs, struct rh_span hub);
@@ -261,7 +272,9 @@ void hub_lp_queue(struct rh_hub_session *h, struct rh_buf *bytes);
 void hub_lp_tick(struct rh_hub_session *h);
 bool hub_request_unpack(struct rh_span in, struct rh_hub_request *req);
 void hub_route_put(uint8_t out[ROUTE_BYTES], uint64_t route);
+uint64_t hub_route_get(const uint8_t in[ROUTE_BYTES]);
 void hub_send_all_pack(const struct send_all *m, uint8_t *out, uint32_t size);
+bool hub_send_all_unpack(struct rh_span in, struct send_all *out);
 uint32_t hub_send_all_size(const struct send_all *m);
 struct rh_hub_session *hub_session_by_id(struct hub_shard *hs, uint64_t route,
                                          const uint8_t tail[PUBLIC_BYTES]);

@@ -87,6 +87,7 @@ void hub_transport_request(struct hub_shard *hs, const struct rh_hub_request *re
 static void answer(struct hub_shard *hs, uint64_t reply_to, int status, enum rh_front_body kind,
                    struct rh_span body)
 {
+    if (hub_remote_answer(hs, reply_to, status)) return; /* for another node, or nobody */
     uint32_t shard = rh_conn_id_shard(reply_to);
     if (shard == rh_shard_idx(hs->shard)) {
         rh_front_answer(hs->shard, reply_to, status, kind, body);

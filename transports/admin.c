@@ -58,6 +58,11 @@ const struct rh_admin_cmd_info rh_admin_cmds[RH_ADMIN_CMD_COUNT] = {
                            1, false, false, false},
     [RH_ADMIN_CONFIG] = {"config", "config", "the effective configuration, secrets masked", 0, 0,
                          false, false, false},
+    [RH_ADMIN_NODES] = {"nodes", "nodes", "the nodes of the cluster (--redis): id, address, uptime",
+                        0, 0, false, false, false},
+    [RH_ADMIN_REDIS] = {"redis", "redis",
+                        "per shard: Redis links, subscriptions, pending, buffered, dropped", 0, 0,
+                        false, false, false},
 };
 
 int rh_admin_line_find(const uint8_t *data, size_t len, size_t *line_len, size_t *consumed)

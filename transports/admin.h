@@ -37,6 +37,8 @@ enum rh_admin_cmd {
     RH_ADMIN_DRAIN,
     RH_ADMIN_LOGLEVEL,
     RH_ADMIN_CONFIG,
+    RH_ADMIN_NODES,
+    RH_ADMIN_REDIS,
     RH_ADMIN_CMD_COUNT,
 };
 

@@ -26,7 +26,7 @@ import { OwnSocketHttpClient } from './helpers.mjs';
 const RS = '\u001e';
 const CTL =
   process.env.RINGHUB_CTL ?? path.join(path.dirname(process.env.RINGHUB ?? '.'), '..', 'tools', 'ringhub-ctl');
-const COMMANDS = ['help', 'stats', 'shards', 'connections', 'conn', 'groups', 'group', 'kick', 'drain', 'loglevel', 'config'];
+const COMMANDS = ['help', 'stats', 'shards', 'connections', 'conn', 'groups', 'group', 'kick', 'drain', 'loglevel', 'config', 'nodes', 'redis'];
 const SHARD_FIELDS = [
   'connections',
   'sessions',
@@ -393,7 +393,7 @@ function sessionsOf(list) {
 
 // ---- help --------------------------------------------------------------------------------------
 
-test('help lists the 11 commands, as text and as JSON', async () => {
+test('help lists the 13 commands, as text and as JSON', async () => {
   const reply = await ctl(server, 'help');
   assert.ok(Array.isArray(reply.commands));
   assert.deepEqual(reply.commands.map((c) => c.name).sort(), [...COMMANDS].sort());
@@ -902,7 +902,7 @@ test('line protocol: nothing on connect, JSON one line, text ends with an empty 
     a.send('\n   \n\t\nhelp --json\n');
     const help = JSON.parse(await a.line());
     assert.equal(help.ok, true);
-    assert.equal(help.commands.length, 11);
+    assert.equal(help.commands.length, COMMANDS.length);
     // Exactly one line: the next reply follows at once, no empty line between.
     a.send('shards --json\r\n'); // CR LF too
     const shards = JSON.parse(await a.line());

@@ -67,8 +67,8 @@ int main(void)
 static void test_table(void)
 {
     static const char *const names[RH_ADMIN_CMD_COUNT] = {
-        "help",  "stats", "shards", "connections", "conn",   "groups",
-        "group", "kick",  "drain",  "loglevel",    "config",
+        "help", "stats", "shards",   "connections", "conn",  "groups", "group",
+        "kick", "drain", "loglevel", "config",      "nodes", "redis",
     };
     for (int i = 0; i < RH_ADMIN_CMD_COUNT; i++) {
         const struct rh_admin_cmd_info *c = &rh_admin_cmds[i];
@@ -136,6 +136,8 @@ static void test_commands(void)
         {"loglevel error", RH_ADMIN_LOGLEVEL, 1, {"error", NULL}},
         {"loglevel debug", RH_ADMIN_LOGLEVEL, 1, {"debug", NULL}},
         {"config", RH_ADMIN_CONFIG, 0, {NULL, NULL}},
+        {"nodes", RH_ADMIN_NODES, 0, {NULL, NULL}},
+        {"redis", RH_ADMIN_REDIS, 0, {NULL, NULL}},
         /* Blanks around and between words, tabs among them. */
         {"  stats  ", RH_ADMIN_STATS, 0, {NULL, NULL}},
         {"\tgroup\t\tchat \t room1\t", RH_ADMIN_GROUP, 2, {"chat", "room1"}},
