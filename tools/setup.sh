@@ -8,7 +8,11 @@ build_pkgs=(build-essential cmake pkg-config
 # chromium: tests/browser drives Debian's headless Chromium (/usr/bin/chromium) with playwright-core
 # (its fonts come with fontconfig's fonts-dejavu-core, enough for the test's screenshot).
 # prometheus: its promtool checks /metrics in tests/node/metrics.test.mjs.
-test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev chromium prometheus)
+# redis-server, redis-tools, nginx: the multi-node tests (tests/node/cluster_helpers.mjs,
+# tools/cluster.sh) start their own Redis, Redis Cluster and nginx on free ports as this user;
+# services the packages may start on the default ports are left alone and never used.
+test_pkgs=(clang clang-format libclang-rt-14-dev libck-dev chromium prometheus
+    redis-server redis-tools nginx)
 
 want=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
