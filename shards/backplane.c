@@ -1,12 +1,20 @@
 /*
  * shards/backplane.c - nodes as one cluster through Redis pub/sub (shards/backplane.h).
  *
- * A shard's two links (command, subscriber) each hold one TCP connection of the shard's ring
- * at a time; a link that breaks is connected again after a backoff (100 ms doubling to 5 s,
- * +-25% jitter), moving on to the next --redis endpoint each time. The subscriber link, once
- * up, subscribes every channel the shard wants (its table); the command link sends what the
- * outage buffer kept. A reply on the command link belongs to the oldest command without one
- * (Redis answers in order), which the link's pending ring remembers.
+ * A shard talks to each Redis server it needs through a pair of links, command and
+ * subscriber, each holding one TCP connection of the shard's ring at a time. A link that
+ * breaks is connected again after a backoff (100 ms doubling to 5 s, +-25% jitter). A reply on
+ * a command link belongs to the oldest command without one (Redis answers in order), which
+ * the link's pending ring remembers.
+ *
+ * Pair 0 goes to the --redis endpoints (the next one after each failure) and first asks
+ * CLUSTER SLOTS: an error means a standalone server, which pair 0 then serves with PUBLISH and
+ * SUBSCRIBE. A slot map means a Redis Cluster: the shard opens a pair to every master and
+ * routes each channel by its hash slot with SPUBLISH and SSUBSCRIBE (sharded pub/sub; a
+ * classic PUBLISH would go to every node of the cluster); pair 0 is retired. The map is asked
+ * again when a master redirects a command (MOVED: the publish is sent again where it
+ * belongs), unsubscribes a channel whose slot moved, or goes away (failover): channels are
+ * then subscribed where their slots are now.
  */
 #include "shards/backplane.h"
 
@@ -28,9 +36,12 @@
 #include "core/table.h"
 #include "core/timer.h"
 #include "shards/hub.h"
+#include "transports/redis_slots.h"
 #include "transports/redis_wire.h"
 
 #define ENDPOINTS_MAX    16
+#define PAIRS_MAX        (RH_REDIS_ENDPOINTS_MAX + 1) /* pair 0: the --redis endpoints */
+#define NO_PAIR          0xff
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS   5000
 #define HEARTBEAT_MS     5000
@@ -50,23 +61,34 @@ enum link_state {
     LINK_UP,
 };
 
-/* What a reply on the command link is for. */
+enum mode {
+    MODE_PROBING, /* pair 0 is finding out what the --redis endpoint is */
+    MODE_STANDALONE,
+    MODE_CLUSTER,
+};
+
+/* What a reply on a command link is for. */
 enum pending_what {
     PENDING_PUBLISH,
-    PENDING_IGNORE,   /* the directory's writes */
+    PENDING_IGNORE,   /* the directory's writes, subscriptions */
     PENDING_NODES,    /* HGETALL of the directory */
-    PENDING_MEMBERS,  /* PUBSUB NUMSUB for an existence check: arg is the HTTP connection */
+    PENDING_MEMBERS,  /* PUBSUB (SHARD)NUMSUB for an existence check: arg is the HTTP connection */
     PENDING_ANNOUNCE, /* a JOINED announcement: arg is its channel's hash */
+    PENDING_SLOTS,    /* CLUSTER SLOTS */
 };
 
 struct pending {
     uint8_t what;
     uint64_t arg;
+    struct rh_buf *publication; /* a publish: sent again elsewhere after a MOVED */
 };
 
-struct endpoint {
+/* Where a pair connects. */
+struct target {
     struct sockaddr_storage addr;
     socklen_t addr_len;
+    char host[RH_REDIS_HOST_MAX + 1];
+    uint16_t port;
     char text[300];
 };
 
@@ -75,14 +97,18 @@ struct link {
     struct rh_conn *conn; /* while CONNECTING or UP */
     uint8_t role;
     uint8_t state;
+    uint8_t pair;
+    bool is_retired; /* pair 0 once a cluster's own pairs serve */
     redisReader *reader;
     struct pending *pending; /* a ring: head, count, cap */
     uint32_t pending_head, pending_count, pending_cap;
-    uint32_t endpoint;
+    uint32_t seed; /* pair 0: which --redis endpoint */
     uint32_t backoff_ms;
     struct rh_timer retry;
     bool was_up; /* it has been up once: a new connection is a reconnect */
     int64_t down_since_ms;
+    struct rh_table seen; /* subscriber: struct seen by origin */
+    uint32_t seen_count;
 };
 
 /* A channel this shard subscribes to, and for a group's or user's channel, the other nodes that
@@ -90,17 +116,22 @@ struct link {
 struct channel {
     uint64_t hash;
     bool is_group;
+    bool is_announcing;       /* joins wait until the announcement is published */
     uint8_t group_kind;       /* enum rh_group_kind, for a group's or user's channel */
+    uint8_t sub_pair;         /* the pair whose subscriber link has it, or NO_PAIR */
+    uint16_t slot;            /* its hash slot (a cluster routes by it) */
     uint16_t hub_at, hub_len; /* where the hub's name is in name[] */
     uint16_t key_at, key_len; /* where the group's or user's name is */
     uint16_t remote_count, remote_cap;
     uint16_t *remote;
-    bool is_announcing; /* joins wait until the announcement is published */
+    /* Nodes that heard our announcement (its publish counted them) and have not answered yet:
+     * until they have, their members are assumed. */
+    uint32_t answers_due;
     uint32_t len;
     char name[];
 };
 
-/* The last sequence seen from one origin (node, shard). */
+/* The last sequence seen from one origin (node, shard) on one subscriber link. */
 struct seen {
     uint64_t origin;
     uint64_t seq;
@@ -112,14 +143,22 @@ struct pending_answer {
     int64_t deadline_ms;
 };
 
+/* A publication kept while its link is down: u32 channel length, channel, payload. */
+struct kept {
+    struct rh_buf *publication;
+};
+
 struct bp_shard {
     struct rh_shard *shard;
-    struct link links[2]; /* enum role */
+    uint8_t mode;
+    struct link *links[2 * PAIRS_MAX]; /* [2 * pair + role] */
+    struct target targets[PAIRS_MAX];  /* of pairs 1..: the cluster's masters */
+    uint32_t pair_count;
+    uint8_t owner[RH_REDIS_SLOTS]; /* a cluster: the pair serving each slot, or NO_PAIR */
+    bool is_refreshing;            /* a CLUSTER SLOTS is on its way */
     struct rh_table channels;
-    struct rh_table seen;
-    uint32_t seen_count;
     uint64_t seq;
-    struct rh_buf **outage; /* commands kept while the command link is down, oldest first */
+    struct kept *outage; /* publications kept while their link is down, oldest first */
     uint32_t outage_count, outage_cap;
     uint64_t outage_bytes;
     struct rh_backplane_report counts;
@@ -131,25 +170,43 @@ struct bp_shard {
     bool is_stopping;
 };
 
-static struct endpoint endpoints[ENDPOINTS_MAX];
-static uint32_t endpoint_count;
+static struct target seeds[ENDPOINTS_MAX];
+static uint32_t seed_count;
 static const struct rh_cfg *config;
 static _Thread_local struct bp_shard *self;
 
+static struct link *link_new(struct bp_shard *bs, uint8_t pair, uint8_t role);
+static void link_free(struct link *l);
 static void link_connect(struct link *l);
 static void link_retry_fired(struct rh_timer *t);
 static void link_down(struct link *l);
-static void link_command(struct link *l, uint32_t argc, const struct rh_span *argv,
-                         enum pending_what what, uint64_t arg);
+static void link_retire(struct link *l);
+static bool link_usable(const struct link *l);
+static const struct target *link_target(const struct link *l);
+static void link_send(struct link *l, uint32_t argc, const struct rh_span *argv,
+                      enum pending_what what, uint64_t arg, struct rh_buf *publication);
 static void link_reply(struct link *l, redisReply *r);
-static void subscriber_reply(struct bp_shard *bs, redisReply *r);
-static void command_reply(struct bp_shard *bs, const struct pending *p, redisReply *r);
-static void message_received(struct bp_shard *bs, struct rh_span channel, struct rh_span data);
+static void link_ready(struct link *l);
+static void subscriber_reply(struct link *l, redisReply *r);
+static void command_reply(struct link *l, const struct pending *p, redisReply *r);
+static void pending_drop(struct bp_shard *bs, const struct pending *p, bool is_lost);
+static void mode_found(struct bp_shard *bs, struct link *l, redisReply *r);
+static void map_apply(struct bp_shard *bs, const struct rh_redis_slot_map *map);
+static void map_refresh(struct bp_shard *bs);
+static uint8_t pair_for(struct bp_shard *bs, struct rh_span channel);
+static int pair_find(struct bp_shard *bs, const char *host, uint16_t port);
+static void resubscribe_all(struct bp_shard *bs);
+static void flush_kept(struct bp_shard *bs);
+static void message_received(struct link *l, struct rh_span channel, struct rh_span data);
 static void interest_received(struct bp_shard *bs, struct rh_span channel,
                               const struct rh_bp_env *e);
 static void publish_on(struct bp_shard *bs, struct rh_span channel, struct rh_bp_env *e);
 static void publish_as(struct bp_shard *bs, struct rh_span channel, struct rh_bp_env *e,
                        enum pending_what what, uint64_t arg);
+static void publication_send(struct bp_shard *bs, struct rh_buf *publication,
+                             enum pending_what what, uint64_t arg);
+static void command_to(struct bp_shard *bs, struct rh_span key, uint32_t argc,
+                       const struct rh_span *argv, enum pending_what what, uint64_t arg);
 static void announced(struct bp_shard *bs, uint64_t hash);
 static void announced_all(struct bp_shard *bs);
 static uint32_t channel_of_key(char *out, uint8_t kind, struct rh_span hub, struct rh_span name,
@@ -159,31 +216,37 @@ static struct channel *channel_find(struct bp_shard *bs, struct rh_span name);
 static struct channel *channel_add(struct bp_shard *bs, struct rh_span name, bool is_group);
 static void channel_drop(struct bp_shard *bs, struct channel *ch);
 static void subscribe(struct bp_shard *bs, struct channel *ch, bool on);
-static bool seen_before(struct bp_shard *bs, const struct rh_bp_env *e);
+static bool seen_before(struct link *l, const struct rh_bp_env *e);
 static void heartbeat_fired(struct rh_timer *t);
 static void nodes_read(struct bp_shard *bs, redisReply *r);
 static void answer_timer_fired(struct rh_timer *t);
+static bool target_set(struct target *t, const char *host, uint16_t port);
 static uint32_t jitter(uint32_t ms);
 static int64_t wall_ms(void);
+
+static inline struct rh_span span_of(const char *text)
+{
+    return rh_span_make(text, (uint32_t)strlen(text));
+}
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
 int rh_backplane_prepare(const struct rh_cfg *cfg)
 {
     config = cfg;
-    endpoint_count = 0;
+    seed_count = 0;
     for (const char *p = cfg->redis; *p;) {
         size_t len = strcspn(p, ",");
         char text[300];
-        if (len >= sizeof(text) || endpoint_count == ENDPOINTS_MAX) {
+        if (len >= sizeof(text) || seed_count == ENDPOINTS_MAX) {
             rh_log_error("backplane", "--redis: at most %d endpoints of %zu bytes", ENDPOINTS_MAX,
                          sizeof(text) - 1);
             return -1;
         }
         memcpy(text, p, len);
         text[len] = '\0';
-        struct endpoint *ep = &endpoints[endpoint_count];
-        memcpy(ep->text, text, len + 1); /* as given, for the logs */
+        struct target *t = &seeds[seed_count];
+        memcpy(t->text, text, len + 1); /* as given, for the logs */
         p += len + (p[len] == ',');
         char *colon = strrchr(text, ':');
         *colon = '\0';
@@ -198,12 +261,16 @@ int rh_backplane_prepare(const struct rh_cfg *cfg)
             rh_log_error("backplane", "--redis: cannot resolve %s: %s", host, gai_strerror(rc));
             return -1;
         }
-        memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);
-        ep->addr_len = res->ai_addrlen;
-        endpoint_count++;
+        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+        t->addr_len = res->ai_addrlen;
+        /* The address, not the name: CLUSTER SLOTS may say "" for "the address you reached". */
+        getnameinfo(res->ai_addr, res->ai_addrlen, t->host, sizeof(t->host), NULL, 0,
+                    NI_NUMERICHOST);
+        t->port = (uint16_t)atoi(colon + 1);
+        seed_count++;
         freeaddrinfo(res);
     }
-    if (endpoint_count)
+    if (seed_count)
         rh_log_info("backplane", "node %u scales out through Redis at %s (prefix \"%s\")",
                     cfg->node_id, cfg->redis, cfg->redis_prefix);
     return 0;
@@ -211,35 +278,32 @@ int rh_backplane_prepare(const struct rh_cfg *cfg)
 
 void rh_backplane_finish(void)
 {
-    endpoint_count = 0;
+    seed_count = 0;
     config = NULL;
 }
 
 bool rh_backplane_enabled(void)
 {
-    return endpoint_count != 0;
+    return seed_count != 0;
 }
 
 void rh_backplane_shard_start(struct rh_shard *s)
 {
-    if (!endpoint_count) return;
+    if (!seed_count) return;
     struct bp_shard *bs = rh_calloc(1, sizeof(*bs));
     bs->shard = s;
     self = bs;
     /* A sequence that a restarted node (later clock) never repeats: start time, then a count. */
     bs->seq = (uint64_t)wall_ms() << 20;
     bs->counts.enabled = true;
+    memset(bs->owner, NO_PAIR, sizeof(bs->owner));
     rh_list_init(&bs->answers);
     rh_timer_init(&bs->answer_timer, answer_timer_fired);
     rh_timer_init(&bs->heartbeat, heartbeat_fired);
     uint32_t idx = rh_shard_idx(s);
-    for (int r = 0; r < 2; r++) {
-        struct link *l = &bs->links[r];
-        l->bs = bs;
-        l->role = (uint8_t)r;
-        l->endpoint = idx % endpoint_count;
-        rh_timer_init(&l->retry, link_retry_fired);
-    }
+    bs->pair_count = 1;
+    for (uint8_t r = 0; r < 2; r++)
+        link_new(bs, 0, r)->seed = idx % seed_count;
     char name[CHANNEL_MAX];
     channel_add(
         bs, rh_span_make(name, channel_of_node(name, rh_runtime_node_id(rh_shard_runtime(s)), idx)),
@@ -247,10 +311,10 @@ void rh_backplane_shard_start(struct rh_shard *s)
     if (idx == 0) {
         int n = snprintf(name, sizeof(name), "%s:all", config->redis_prefix);
         channel_add(bs, rh_span_make(name, (uint32_t)n), false);
-        rh_timer_schedule(rh_shard_wheel(s), &bs->heartbeat, rh_clock_now_ms());
+        rh_timer_schedule(rh_shard_wheel(s), &bs->heartbeat, rh_clock_now_ms() + HEARTBEAT_MS);
     }
-    link_connect(&bs->links[ROLE_COMMAND]);
-    link_connect(&bs->links[ROLE_SUBSCRIBER]);
+    link_connect(bs->links[ROLE_COMMAND]);
+    link_connect(bs->links[ROLE_SUBSCRIBER]);
 }
 
 void rh_backplane_shard_draining(struct rh_shard *s)
@@ -260,8 +324,8 @@ void rh_backplane_shard_draining(struct rh_shard *s)
     if (!bs) return;
     bs->is_stopping = true;
     rh_timer_cancel(&bs->heartbeat);
-    for (int r = 0; r < 2; r++)
-        rh_timer_cancel(&bs->links[r].retry);
+    for (uint32_t i = 0; i < 2 * bs->pair_count; i++)
+        if (bs->links[i]) rh_timer_cancel(&bs->links[i]->retry);
 }
 
 void rh_backplane_shard_stop(struct rh_shard *s)
@@ -269,12 +333,8 @@ void rh_backplane_shard_stop(struct rh_shard *s)
     (void)s;
     struct bp_shard *bs = self;
     if (!bs) return;
-    for (int r = 0; r < 2; r++) {
-        struct link *l = &bs->links[r];
-        rh_timer_cancel(&l->retry);
-        if (l->reader) rh_redis_reader_free(l->reader);
-        rh_free(l->pending);
-    }
+    for (uint32_t i = 0; i < 2 * bs->pair_count; i++)
+        if (bs->links[i]) link_free(bs->links[i]);
     rh_timer_cancel(&bs->heartbeat);
     rh_timer_cancel(&bs->answer_timer);
     while (!rh_list_is_empty(&bs->answers)) {
@@ -289,13 +349,8 @@ void rh_backplane_shard_stop(struct rh_shard *s)
         rh_free(ch);
     }
     rh_table_free(&bs->channels);
-    cursor = 0;
-    struct seen *sn;
-    while ((sn = rh_table_next(&bs->seen, &cursor)))
-        rh_free(sn);
-    rh_table_free(&bs->seen);
     for (uint32_t i = 0; i < bs->outage_count; i++)
-        rh_buf_unref(bs->outage[i]);
+        rh_buf_unref(bs->outage[i].publication);
     rh_free(bs->outage);
     rh_free(bs);
     self = NULL;
@@ -303,15 +358,55 @@ void rh_backplane_shard_stop(struct rh_shard *s)
 
 /* ---- links ----------------------------------------------------------------------------- */
 
+static struct link *link_new(struct bp_shard *bs, uint8_t pair, uint8_t role)
+{
+    struct link *l = rh_calloc(1, sizeof(*l));
+    l->bs = bs;
+    l->pair = pair;
+    l->role = role;
+    rh_timer_init(&l->retry, link_retry_fired);
+    bs->links[2 * pair + role] = l;
+    return l;
+}
+
+/* At shard stop: every connection is closed by now. */
+static void link_free(struct link *l)
+{
+    rh_timer_cancel(&l->retry);
+    if (l->reader) rh_redis_reader_free(l->reader);
+    for (uint32_t i = 0; i < l->pending_count; i++) {
+        struct pending *p = &l->pending[(l->pending_head + i) % l->pending_cap];
+        if (p->publication) rh_buf_unref(p->publication);
+    }
+    rh_free(l->pending);
+    uint32_t cursor = 0;
+    struct seen *sn;
+    while ((sn = rh_table_next(&l->seen, &cursor)))
+        rh_free(sn);
+    rh_table_free(&l->seen);
+    rh_free(l);
+}
+
+static const struct target *link_target(const struct link *l)
+{
+    return l->pair == 0 ? &seeds[l->seed] : &l->bs->targets[l->pair];
+}
+
+/* Up, and serving: pair 0 while the mode is unknown serves only its CLUSTER SLOTS. */
+static bool link_usable(const struct link *l)
+{
+    return l && l->state == LINK_UP && !l->is_retired && l->bs->mode != MODE_PROBING;
+}
+
 static void link_connect(struct link *l)
 {
     struct bp_shard *bs = l->bs;
-    if (bs->is_stopping) return;
-    const struct endpoint *ep = &endpoints[l->endpoint];
-    l->conn = rh_conn_connect(bs->shard, (const struct sockaddr *)&ep->addr, ep->addr_len, l);
+    if (bs->is_stopping || l->is_retired || l->state != LINK_DOWN) return;
+    const struct target *t = link_target(l);
+    l->conn = rh_conn_connect(bs->shard, (const struct sockaddr *)&t->addr, t->addr_len, l);
     if (!l->conn) {
         rh_log_limited(RH_LOG_WARN, "backplane", "cannot open a connection to Redis at %s: %s",
-                       ep->text, strerror(errno));
+                       t->text, strerror(errno));
         link_down(l);
         return;
     }
@@ -324,39 +419,61 @@ static void link_retry_fired(struct rh_timer *t)
     link_connect(l);
 }
 
+/* Pair 0 once the cluster's own pairs serve: closed, and not connected again. */
+static void link_retire(struct link *l)
+{
+    l->is_retired = true;
+    rh_timer_cancel(&l->retry);
+    if (l->conn) rh_conn_close(l->conn, RH_CLOSE_NOW); /* conn_close: link_down */
+}
+
+/* What a pending command becomes when its reply will never come (@is_lost) or when it is
+ * given up. */
+static void pending_drop(struct bp_shard *bs, const struct pending *p, bool is_lost)
+{
+    if (p->what == PENDING_PUBLISH && is_lost) bs->counts.lost++;
+    if (p->what == PENDING_MEMBERS) rh_hub_remote_answer(bs->shard, p->arg, 503);
+    if (p->what == PENDING_SLOTS) bs->is_refreshing = false;
+    if (p->publication) rh_buf_unref(p->publication);
+}
+
 /* The link has no connection (it broke, or never came up): count what it loses and try again
- * after the backoff, on the next endpoint. */
+ * after the backoff (pair 0: on the next --redis endpoint). */
 static void link_down(struct link *l)
 {
     struct bp_shard *bs = l->bs;
     bool was_up = l->state == LINK_UP;
     l->state = LINK_DOWN;
     l->conn = NULL;
-    for (uint32_t i = 0; i < l->pending_count; i++) {
-        const struct pending *p = &l->pending[(l->pending_head + i) % l->pending_cap];
-        if (p->what == PENDING_PUBLISH) bs->counts.lost++;
-        if (p->what == PENDING_MEMBERS) rh_hub_remote_answer(bs->shard, p->arg, 503);
-    }
+    for (uint32_t i = 0; i < l->pending_count; i++)
+        pending_drop(bs, &l->pending[(l->pending_head + i) % l->pending_cap], true);
     l->pending_count = 0;
-    announced_all(bs); /* joins never wait for a Redis that is away */
     l->pending_head = 0;
     if (l->reader) {
         rh_redis_reader_free(l->reader);
         l->reader = NULL;
     }
+    if (l->role == ROLE_SUBSCRIBER) { /* its channels are subscribed again where they belong */
+        uint32_t cursor = 0;
+        struct channel *ch;
+        while ((ch = rh_table_next(&bs->channels, &cursor)))
+            if (ch->sub_pair == l->pair) ch->sub_pair = NO_PAIR;
+    }
+    announced_all(bs); /* joins never wait for a Redis that is away */
+    if (l->is_retired || bs->is_stopping) return;
     int64_t now = rh_clock_now_ms();
     if (was_up) {
         l->down_since_ms = wall_ms();
         rh_log_warn("backplane",
-                    "lost the %s connection to Redis at %s; local delivery goes on, "
-                    "cross-node messages are kept (up to %u bytes) until it is back",
-                    l->role == ROLE_COMMAND ? "command" : "subscriber", endpoints[l->endpoint].text,
+                    "lost the %s connection to Redis at %s; local delivery goes on, cross-node "
+                    "messages are kept (up to %u bytes) until it is back",
+                    l->role == ROLE_COMMAND ? "command" : "subscriber", link_target(l)->text,
                     config->redis_buffer);
     } else if (!l->down_since_ms) {
         l->down_since_ms = wall_ms();
     }
-    if (bs->is_stopping) return;
-    l->endpoint = (l->endpoint + 1) % endpoint_count;
+    if (bs->mode == MODE_CLUSTER && l->pair != 0) map_refresh(bs); /* a failover? */
+    if (l->pair == 0 && !was_up) l->seed = (l->seed + 1) % seed_count;
     l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_FIRST_MS;
     if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
     rh_timer_schedule(rh_shard_wheel(bs->shard), &l->retry, now + jitter(l->backoff_ms));
@@ -371,37 +488,35 @@ void rh_backplane_conn_open(struct rh_conn *c)
     if (l->was_up) bs->counts.reconnects++;
     if (l->down_since_ms && l->was_up)
         rh_log_info("backplane", "the %s connection to Redis at %s is back after %lld ms",
-                    l->role == ROLE_COMMAND ? "command" : "subscriber", endpoints[l->endpoint].text,
+                    l->role == ROLE_COMMAND ? "command" : "subscriber", link_target(l)->text,
                     (long long)(wall_ms() - l->down_since_ms));
     l->was_up = true;
     l->down_since_ms = 0;
     l->backoff_ms = 0;
+    if (l->pair == 0 && l->role == ROLE_COMMAND && bs->mode != MODE_STANDALONE) {
+        /* What is there: a server or a cluster (whose map, in a cluster, is asked anew). */
+        struct rh_span argv[2] = {span_of("CLUSTER"), span_of("SLOTS")};
+        bs->is_refreshing = true;
+        link_send(l, 2, argv, PENDING_SLOTS, 0, NULL);
+        return;
+    }
+    link_ready(l);
+}
+
+/* @l can serve: a subscriber subscribes its channels, a command link sends what was kept. */
+static void link_ready(struct link *l)
+{
+    struct bp_shard *bs = l->bs;
+    if (!link_usable(l)) return;
     if (l->role == ROLE_SUBSCRIBER) {
         uint32_t cursor = 0;
         struct channel *ch;
         while ((ch = rh_table_next(&bs->channels, &cursor)))
-            subscribe(bs, ch, true);
+            if (ch->sub_pair == NO_PAIR && pair_for(bs, rh_span_make(ch->name, ch->len)) == l->pair)
+                subscribe(bs, ch, true);
         return;
     }
-    /* What was published during the outage, in order. */
-    for (uint32_t i = 0; i < bs->outage_count; i++) {
-        rh_conn_send(c, bs->outage[i]);
-        rh_buf_unref(bs->outage[i]);
-        if (l->pending_count == l->pending_cap) {
-            uint32_t cap = l->pending_cap ? l->pending_cap * 2 : 64;
-            struct pending *p = rh_alloc(cap * sizeof(*p));
-            for (uint32_t k = 0; k < l->pending_count; k++)
-                p[k] = l->pending[(l->pending_head + k) % l->pending_cap];
-            rh_free(l->pending);
-            l->pending = p;
-            l->pending_cap = cap;
-            l->pending_head = 0;
-        }
-        l->pending[(l->pending_head + l->pending_count++) % l->pending_cap] =
-            (struct pending){PENDING_PUBLISH, 0};
-    }
-    bs->outage_count = 0;
-    bs->outage_bytes = 0;
+    flush_kept(bs);
     if (rh_shard_idx(bs->shard) == 0) heartbeat_fired(&bs->heartbeat);
 }
 
@@ -413,7 +528,7 @@ ssize_t rh_backplane_conn_recv(struct rh_conn *c, const uint8_t *data, size_t le
     for (;;) {
         void *reply = NULL;
         if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
-            rh_log_warn("backplane", "Redis at %s: %s; reconnecting", endpoints[l->endpoint].text,
+            rh_log_warn("backplane", "Redis at %s: %s; reconnecting", link_target(l)->text,
                         l->reader->errstr);
             rh_conn_close(c, RH_CLOSE_NOW);
             return (ssize_t)len;
@@ -431,68 +546,46 @@ void rh_backplane_conn_close(struct rh_conn *c)
     struct link *l = rh_conn_app(c);
     if (!l) return;
     rh_conn_set_app(c, NULL);
-    if (l->state == LINK_CONNECTING && !l->bs->is_stopping) {
+    if (l->state == LINK_CONNECTING && !l->bs->is_stopping && !l->is_retired) {
         int err = -rh_conn_connect_error(c);
         rh_log_limited(RH_LOG_WARN, "backplane", "cannot connect to Redis at %s: %s",
-                       endpoints[l->endpoint].text, strerror(err ? err : ECONNABORTED));
+                       link_target(l)->text, strerror(err ? err : ECONNABORTED));
     }
     link_down(l);
 }
 
-static void pending_push(struct link *l, enum pending_what what, uint64_t arg)
+static void pending_push(struct link *l, struct pending p)
 {
     if (l->pending_count == l->pending_cap) {
         uint32_t cap = l->pending_cap ? l->pending_cap * 2 : 64;
-        struct pending *p = rh_alloc(cap * sizeof(*p));
+        struct pending *ring = rh_alloc(cap * sizeof(*ring));
         for (uint32_t k = 0; k < l->pending_count; k++)
-            p[k] = l->pending[(l->pending_head + k) % l->pending_cap];
+            ring[k] = l->pending[(l->pending_head + k) % l->pending_cap];
         rh_free(l->pending);
-        l->pending = p;
+        l->pending = ring;
         l->pending_cap = cap;
         l->pending_head = 0;
     }
-    l->pending[(l->pending_head + l->pending_count++) % l->pending_cap] =
-        (struct pending){what, arg};
+    l->pending[(l->pending_head + l->pending_count++) % l->pending_cap] = p;
 }
 
-/* Writes a command on @l, or on the command link while it is down keeps a PUBLISH for later
- * (within --redis-buffer; past it, drops it). Other commands of a link that is down are not
- * needed later: a link that comes back subscribes anew and the directory is written again. */
-static void link_command(struct link *l, uint32_t argc, const struct rh_span *argv,
-                         enum pending_what what, uint64_t arg)
+/* Writes a command on @l (up). A command link expects its reply; @publication (a reference
+ * taken here) is what a MOVED would send again. */
+static void link_send(struct link *l, uint32_t argc, const struct rh_span *argv,
+                      enum pending_what what, uint64_t arg, struct rh_buf *publication)
 {
-    struct bp_shard *bs = l->bs;
-    if (l->state != LINK_UP) {
-        if (what == PENDING_MEMBERS) rh_hub_remote_answer(bs->shard, arg, 503);
-        if (what == PENDING_ANNOUNCE) announced(bs, arg);
-        if (what != PENDING_PUBLISH) return;
-        struct rh_buf *out = rh_buf_new(64);
-        rh_redis_command(&out, argc, argv);
-        if (bs->outage_bytes + out->len > config->redis_buffer) {
-            bs->counts.dropped++;
-            rh_buf_unref(out);
-            return;
-        }
-        if (bs->outage_count == bs->outage_cap) {
-            bs->outage_cap = bs->outage_cap ? bs->outage_cap * 2 : 64;
-            bs->outage = rh_realloc(bs->outage, bs->outage_cap * sizeof(*bs->outage));
-        }
-        bs->outage[bs->outage_count++] = out;
-        bs->outage_bytes += out->len;
-        return;
-    }
     struct rh_buf *out = rh_buf_new(64);
     rh_redis_command(&out, argc, argv);
     rh_conn_send(l->conn, out);
     rh_buf_unref(out);
-    if (l->role == ROLE_COMMAND) pending_push(l, what, arg);
+    if (l->role == ROLE_COMMAND)
+        pending_push(l, (struct pending){what, arg, publication ? rh_buf_ref(publication) : NULL});
 }
 
 static void link_reply(struct link *l, redisReply *r)
 {
-    struct bp_shard *bs = l->bs;
     if (l->role == ROLE_SUBSCRIBER) {
-        subscriber_reply(bs, r);
+        subscriber_reply(l, r);
         return;
     }
     if (!l->pending_count) {
@@ -503,14 +596,37 @@ static void link_reply(struct link *l, redisReply *r)
     struct pending p = l->pending[l->pending_head];
     l->pending_head = (l->pending_head + 1) % l->pending_cap;
     l->pending_count--;
-    command_reply(bs, &p, r);
+    command_reply(l, &p, r);
+    if (p.publication) rh_buf_unref(p.publication);
 }
 
-static void command_reply(struct bp_shard *bs, const struct pending *p, redisReply *r)
+static void command_reply(struct link *l, const struct pending *p, redisReply *r)
 {
+    struct bp_shard *bs = l->bs;
+    if (p->what == PENDING_SLOTS) {
+        bs->is_refreshing = false;
+        mode_found(bs, l, r);
+        return;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
-        rh_log_limited(RH_LOG_WARN, "backplane", "Redis refused a command: %.*s", (int)r->len,
-                       r->str);
+        bool is_ask;
+        uint16_t slot;
+        struct rh_redis_endpoint to;
+        if (bs->mode == MODE_CLUSTER &&
+            rh_redis_redirect_parse(r->str, r->len, &is_ask, &slot, &to)) {
+            /* The slot is served elsewhere now: there at once, and the whole map anew. */
+            const char *host = to.host[0] ? to.host : link_target(l)->host;
+            int pair = pair_find(bs, host, to.port);
+            if (pair > 0 && !is_ask) bs->owner[slot] = (uint8_t)pair;
+            map_refresh(bs);
+            if (p->what == PENDING_PUBLISH && p->publication) {
+                publication_send(bs, p->publication, PENDING_PUBLISH, 0);
+                return;
+            }
+        } else {
+            rh_log_limited(RH_LOG_WARN, "backplane", "Redis refused a command: %.*s", (int)r->len,
+                           r->str);
+        }
         if (p->what == PENDING_MEMBERS) rh_hub_remote_answer(bs->shard, p->arg, 503);
         if (p->what == PENDING_ANNOUNCE) announced(bs, p->arg);
         return;
@@ -518,13 +634,21 @@ static void command_reply(struct bp_shard *bs, const struct pending *p, redisRep
     switch ((enum pending_what)p->what) {
     case PENDING_PUBLISH:
     case PENDING_IGNORE:
+    case PENDING_SLOTS:
         return;
     case PENDING_NODES:
         nodes_read(bs, r);
         return;
-    case PENDING_ANNOUNCE:
+    case PENDING_ANNOUNCE: {
+        /* Redis says how many subscribers heard it: ours, and nodes whose answers are due. */
+        uint32_t cursor = 0;
+        struct channel *ch;
+        while ((ch = rh_table_next(&bs->channels, &cursor)))
+            if (ch->hash == p->arg && r->type == REDIS_REPLY_INTEGER && r->integer > 1)
+                ch->answers_due = (uint32_t)(r->integer - 1);
         announced(bs, p->arg);
         return;
+    }
     case PENDING_MEMBERS: {
         /* [channel, subscribers] */
         bool any = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -535,11 +659,170 @@ static void command_reply(struct bp_shard *bs, const struct pending *p, redisRep
     }
 }
 
-static void subscriber_reply(struct bp_shard *bs, redisReply *r)
+/* ---- standalone or cluster ------------------------------------------------------------- */
+
+/* The answer to CLUSTER SLOTS: an error from a standalone server, else the cluster's map. */
+static void mode_found(struct bp_shard *bs, struct link *l, redisReply *r)
 {
     if (r->type == REDIS_REPLY_ERROR) {
-        rh_log_limited(RH_LOG_WARN, "backplane", "Redis refused a subscription: %.*s", (int)r->len,
-                       r->str);
+        if (bs->mode == MODE_CLUSTER) {
+            rh_log_limited(RH_LOG_WARN, "backplane", "CLUSTER SLOTS refused by %s: %.*s",
+                           link_target(l)->text, (int)r->len, r->str);
+            return;
+        }
+        if (bs->mode == MODE_PROBING && rh_shard_idx(bs->shard) == 0)
+            rh_log_info("backplane", "Redis at %s is a standalone server: PUBLISH and SUBSCRIBE",
+                        link_target(l)->text);
+        bs->mode = MODE_STANDALONE;
+        link_ready(bs->links[ROLE_COMMAND]);
+        if (bs->links[ROLE_SUBSCRIBER]->state == LINK_UP) link_ready(bs->links[ROLE_SUBSCRIBER]);
+        return;
+    }
+    struct rh_redis_slot_map *map = rh_alloc(sizeof(*map));
+    const char *why = NULL;
+    if (rh_redis_slot_map_parse(r, link_target(l)->host, map, &why) != 0) {
+        rh_log_limited(RH_LOG_ERROR, "backplane", "CLUSTER SLOTS from %s: %s", link_target(l)->text,
+                       why ? why : "unreadable");
+        rh_free(map);
+        return;
+    }
+    if (bs->mode != MODE_CLUSTER && rh_shard_idx(bs->shard) == 0)
+        rh_log_info("backplane",
+                    "Redis at %s is a cluster of %u masters: sharded pub/sub (SPUBLISH, "
+                    "SSUBSCRIBE) routed by hash slot",
+                    link_target(l)->text, map->endpoint_count);
+    bs->mode = MODE_CLUSTER;
+    map_apply(bs, map);
+    rh_free(map);
+    link_retire(bs->links[ROLE_COMMAND]);
+    link_retire(bs->links[ROLE_SUBSCRIBER]);
+}
+
+/* A pair for every master of @map, each slot routed to its own. Channels whose slot now has
+ * another owner are subscribed there; kept publications go out where they can. */
+static void map_apply(struct bp_shard *bs, const struct rh_redis_slot_map *map)
+{
+    uint8_t pair_of[RH_REDIS_ENDPOINTS_MAX];
+    for (uint32_t i = 0; i < map->endpoint_count; i++) {
+        int pair = pair_find(bs, map->endpoints[i].host, map->endpoints[i].port);
+        pair_of[i] = pair > 0 ? (uint8_t)pair : NO_PAIR;
+    }
+    for (uint32_t slot = 0; slot < RH_REDIS_SLOTS; slot++)
+        bs->owner[slot] =
+            map->owner[slot] == RH_REDIS_NO_ENDPOINT ? NO_PAIR : pair_of[map->owner[slot]];
+    resubscribe_all(bs);
+    flush_kept(bs);
+}
+
+/* The pair serving @host:@port, made (and connecting) when there is none yet; -1 when it
+ * cannot be: no room, or a host that is not a numeric address (no name is resolved on a
+ * shard). */
+static int pair_find(struct bp_shard *bs, const char *host, uint16_t port)
+{
+    for (uint32_t p = 1; p < bs->pair_count; p++)
+        if (bs->targets[p].port == port && strcmp(bs->targets[p].host, host) == 0) return (int)p;
+    if (bs->pair_count == PAIRS_MAX) return -1;
+    struct target *t = &bs->targets[bs->pair_count];
+    if (!target_set(t, host, port)) {
+        rh_log_limited(RH_LOG_ERROR, "backplane",
+                       "the cluster names %s:%u, which is not a numeric address; ringhub does "
+                       "not resolve names on its shards (set cluster-announce-ip)",
+                       host, port);
+        return -1;
+    }
+    uint8_t pair = (uint8_t)bs->pair_count++;
+    link_connect(link_new(bs, pair, ROLE_COMMAND));
+    link_connect(link_new(bs, pair, ROLE_SUBSCRIBER));
+    return pair;
+}
+
+static bool target_set(struct target *t, const char *host, uint16_t port)
+{
+    memset(t, 0, sizeof(*t));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&t->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&t->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        t->addr_len = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        t->addr_len = sizeof(*v6);
+    } else {
+        return false;
+    }
+    snprintf(t->host, sizeof(t->host), "%s", host);
+    t->port = port;
+    snprintf(t->text, sizeof(t->text), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    return true;
+}
+
+/* Asks the cluster's map again, of any master that is up, or else of the --redis endpoints. */
+static void map_refresh(struct bp_shard *bs)
+{
+    if (bs->is_refreshing || bs->is_stopping) return;
+    for (uint32_t p = 1; p < bs->pair_count; p++) {
+        struct link *l = bs->links[2 * p + ROLE_COMMAND];
+        if (!link_usable(l)) continue;
+        struct rh_span argv[2] = {span_of("CLUSTER"), span_of("SLOTS")};
+        bs->is_refreshing = true;
+        link_send(l, 2, argv, PENDING_SLOTS, 0, NULL);
+        return;
+    }
+    struct link *seed = bs->links[ROLE_COMMAND];
+    seed->is_retired = false;
+    link_connect(seed); /* its CLUSTER SLOTS goes once it is up */
+}
+
+static uint8_t pair_for(struct bp_shard *bs, struct rh_span channel)
+{
+    if (bs->mode != MODE_CLUSTER) return 0;
+    return bs->owner[rh_redis_slot(channel.ptr, channel.len)];
+}
+
+static void resubscribe_all(struct bp_shard *bs)
+{
+    uint32_t cursor = 0;
+    struct channel *ch;
+    while ((ch = rh_table_next(&bs->channels, &cursor))) {
+        uint8_t want = pair_for(bs, rh_span_make(ch->name, ch->len));
+        if (ch->sub_pair == want && want != NO_PAIR) continue;
+        if (ch->sub_pair != NO_PAIR) subscribe(bs, ch, false);
+        subscribe(bs, ch, true);
+    }
+}
+
+/* ---- subscriptions --------------------------------------------------------------------- */
+
+static void subscribe(struct bp_shard *bs, struct channel *ch, bool on)
+{
+    uint8_t pair = on ? pair_for(bs, rh_span_make(ch->name, ch->len)) : ch->sub_pair;
+    if (!on) ch->sub_pair = NO_PAIR;
+    if (pair == NO_PAIR) return;
+    struct link *l = bs->links[2 * pair + ROLE_SUBSCRIBER];
+    if (!link_usable(l)) return; /* done when it is (link_ready) */
+    bool is_sharded = bs->mode == MODE_CLUSTER;
+    const char *verb = on ? (is_sharded ? "SSUBSCRIBE" : "SUBSCRIBE")
+                          : (is_sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
+    if (on) ch->sub_pair = pair;
+    struct rh_span argv[2] = {span_of(verb), rh_span_make(ch->name, ch->len)};
+    link_send(l, 2, argv, PENDING_IGNORE, 0, NULL);
+}
+
+static bool reply_is(const redisReply *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, word, n) == 0;
+}
+
+static void subscriber_reply(struct link *l, redisReply *r)
+{
+    struct bp_shard *bs = l->bs;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rh_log_limited(RH_LOG_WARN, "backplane", "Redis at %s refused a subscription: %.*s",
+                       link_target(l)->text, (int)r->len, r->str);
+        if (bs->mode == MODE_CLUSTER) map_refresh(bs); /* MOVED: subscribed where it belongs */
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
@@ -547,16 +830,22 @@ static void subscriber_reply(struct bp_shard *bs, redisReply *r)
         return;
     const redisReply *kind = r->element[0];
     struct rh_span channel = rh_span_make(r->element[1]->str, (uint32_t)r->element[1]->len);
-    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 &&
+    if ((reply_is(kind, "message") || reply_is(kind, "smessage")) &&
         r->element[2]->type == REDIS_REPLY_STRING) {
-        message_received(bs, channel,
+        message_received(l, channel,
                          rh_span_make(r->element[2]->str, (uint32_t)r->element[2]->len));
         return;
     }
-    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+    struct channel *ch = channel_find(bs, channel);
+    if (!ch) return;
+    if (reply_is(kind, "sunsubscribe") && ch->sub_pair == l->pair) {
+        /* Not asked for: its slot moved to another master. Subscribed again where it is now. */
+        ch->sub_pair = NO_PAIR;
+        map_refresh(bs);
+        return;
+    }
+    if ((reply_is(kind, "subscribe") || reply_is(kind, "ssubscribe")) && ch->is_group) {
         /* Subscribed: the channel now hears every answer to our announcement. */
-        struct channel *ch = channel_find(bs, channel);
-        if (!ch || !ch->is_group) return;
         struct rh_bp_env e = {.kind = RH_BP_INTEREST};
         e.interest.group_kind = ch->group_kind;
         e.interest.state = RH_BP_JOINED;
@@ -593,8 +882,9 @@ static void announced_all(struct bp_shard *bs)
 
 /* ---- envelopes in ---------------------------------------------------------------------- */
 
-static void message_received(struct bp_shard *bs, struct rh_span channel, struct rh_span data)
+static void message_received(struct link *l, struct rh_span channel, struct rh_span data)
 {
+    struct bp_shard *bs = l->bs;
     struct rh_bp_env e;
     const char *why = NULL;
     if (rh_bp_decode(data.ptr, data.len, &e, &why) != 0) {
@@ -604,7 +894,7 @@ static void message_received(struct bp_shard *bs, struct rh_span channel, struct
         return;
     }
     if (e.origin_node == rh_runtime_node_id(rh_shard_runtime(bs->shard))) return; /* ours */
-    if (seen_before(bs, &e)) return;
+    if (seen_before(l, &e)) return;
     bs->counts.received++;
     if (e.kind == RH_BP_INTEREST)
         interest_received(bs, channel, &e);
@@ -620,17 +910,17 @@ static bool seen_eq(const void *item, const void *key)
 /* Sequences only grow per origin on one subscription (one Redis connection publishes them in
  * order, and this one connection hears them in that order), so one at or below the last seen
  * is a message seen already. */
-static bool seen_before(struct bp_shard *bs, const struct rh_bp_env *e)
+static bool seen_before(struct link *l, const struct rh_bp_env *e)
 {
     uint64_t origin = (uint64_t)e->origin_node << 8 | e->origin_shard;
     uint64_t hash = rh_hash(&origin, sizeof(origin));
-    struct seen *sn = rh_table_find(&bs->seen, hash, seen_eq, &origin);
+    struct seen *sn = rh_table_find(&l->seen, hash, seen_eq, &origin);
     if (!sn) {
-        if (bs->seen_count >= SEQ_ORIGINS_MAX) return false;
+        if (l->seen_count >= SEQ_ORIGINS_MAX) return false;
         sn = rh_alloc(sizeof(*sn));
         *sn = (struct seen){origin, e->seq};
-        rh_table_insert(&bs->seen, hash, sn);
-        bs->seen_count++;
+        rh_table_insert(&l->seen, hash, sn);
+        l->seen_count++;
         return false;
     }
     if (e->seq <= sn->seq) return true;
@@ -650,9 +940,14 @@ static void interest_received(struct bp_shard *bs, struct rh_span channel,
     while (at < ch->remote_count && ch->remote[at] != node)
         at++;
     if (e->interest.state == RH_BP_GONE) {
-        if (at < ch->remote_count) ch->remote[at] = ch->remote[--ch->remote_count];
+        if (at < ch->remote_count)
+            ch->remote[at] = ch->remote[--ch->remote_count];
+        else if (ch->answers_due)
+            ch->answers_due--; /* gone before it answered */
         return;
     }
+    if (e->interest.state == RH_BP_HERE && at == ch->remote_count && ch->answers_due)
+        ch->answers_due--;
     if (at == ch->remote_count) {
         if (ch->remote_count == ch->remote_cap) {
             ch->remote_cap = ch->remote_cap ? (uint16_t)(ch->remote_cap * 2) : 4;
@@ -681,13 +976,87 @@ static void publish_as(struct bp_shard *bs, struct rh_span channel, struct rh_bp
     e->origin_shard = (uint8_t)rh_shard_idx(bs->shard);
     e->seq = ++bs->seq;
     uint32_t size = rh_bp_size(e);
-    uint8_t stack[1024];
-    uint8_t *payload = size <= sizeof(stack) ? stack : rh_alloc(size);
-    rh_bp_encode(e, payload);
-    struct rh_span argv[3] = {rh_span_make("PUBLISH", 7), channel, rh_span_make(payload, size)};
-    link_command(&bs->links[ROLE_COMMAND], 3, argv, what, arg);
-    if (payload != stack) rh_free(payload);
+    struct rh_buf *publication = rh_buf_new(4 + channel.len + size);
+    uint8_t *p = rh_buf_extend(&publication, 4 + channel.len + size);
+    memcpy(p, &channel.len, 4);
+    memcpy(p + 4, channel.ptr, channel.len);
+    rh_bp_encode(e, p + 4 + channel.len);
+    publication_send(bs, publication, what, arg);
+    rh_buf_unref(publication);
     bs->counts.published++;
+}
+
+static void publication_split(const struct rh_buf *publication, struct rh_span *channel,
+                              struct rh_span *payload)
+{
+    uint32_t len;
+    memcpy(&len, publication->data, 4);
+    *channel = rh_span_make(publication->data + 4, len);
+    *payload = rh_span_make(publication->data + 4 + len, publication->len - 4 - len);
+}
+
+/* Publishes on the link that serves its channel, or keeps it while that link is down (within
+ * --redis-buffer: past it, it is dropped and counted). */
+static void publication_send(struct bp_shard *bs, struct rh_buf *publication,
+                             enum pending_what what, uint64_t arg)
+{
+    struct rh_span channel, payload;
+    publication_split(publication, &channel, &payload);
+    uint8_t pair = pair_for(bs, channel);
+    struct link *l = pair == NO_PAIR ? NULL : bs->links[2 * pair + ROLE_COMMAND];
+    if (link_usable(l)) {
+        bool is_sharded = bs->mode == MODE_CLUSTER;
+        struct rh_span argv[3] = {span_of(is_sharded ? "SPUBLISH" : "PUBLISH"), channel, payload};
+        link_send(l, 3, argv, what, arg, is_sharded ? publication : NULL);
+        return;
+    }
+    if (bs->mode == MODE_CLUSTER && pair == NO_PAIR) map_refresh(bs);
+    if (what == PENDING_ANNOUNCE) announced(bs, arg);
+    if (bs->outage_bytes + publication->len > config->redis_buffer) {
+        bs->counts.dropped++;
+        return;
+    }
+    if (bs->outage_count == bs->outage_cap) {
+        bs->outage_cap = bs->outage_cap ? bs->outage_cap * 2 : 64;
+        bs->outage = rh_realloc(bs->outage, bs->outage_cap * sizeof(*bs->outage));
+    }
+    bs->outage[bs->outage_count++] = (struct kept){rh_buf_ref(publication)};
+    bs->outage_bytes += publication->len;
+}
+
+/* Sends, in order, what was kept for links that can serve now; keeps the rest. */
+static void flush_kept(struct bp_shard *bs)
+{
+    uint32_t left = 0;
+    for (uint32_t i = 0; i < bs->outage_count; i++) {
+        struct rh_buf *publication = bs->outage[i].publication;
+        struct rh_span channel, payload;
+        publication_split(publication, &channel, &payload);
+        uint8_t pair = pair_for(bs, channel);
+        if (pair == NO_PAIR || !link_usable(bs->links[2 * pair + ROLE_COMMAND])) {
+            bs->outage[left++] = bs->outage[i];
+            continue;
+        }
+        bs->outage_bytes -= publication->len;
+        publication_send(bs, publication, PENDING_PUBLISH, 0);
+        rh_buf_unref(publication);
+    }
+    bs->outage_count = left;
+}
+
+/* A command about @key (a hash slot's), on the link that serves it; dropped when that is down
+ * (the directory is written again at the next heartbeat). */
+static void command_to(struct bp_shard *bs, struct rh_span key, uint32_t argc,
+                       const struct rh_span *argv, enum pending_what what, uint64_t arg)
+{
+    uint8_t pair = pair_for(bs, key);
+    struct link *l = pair == NO_PAIR ? NULL : bs->links[2 * pair + ROLE_COMMAND];
+    if (link_usable(l)) {
+        link_send(l, argc, argv, what, arg, NULL);
+        return;
+    }
+    struct pending p = {what, arg, NULL};
+    pending_drop(bs, &p, false);
 }
 
 void rh_backplane_publish(struct rh_shard *s, struct rh_bp_env *e, uint64_t route)
@@ -723,7 +1092,7 @@ bool rh_backplane_group_wanted(struct rh_shard *s, const struct rh_group_key *ke
     uint32_t len = channel_of_key(name, key->kind, key->hub, key->name, at);
     struct channel *ch = channel_find(bs, rh_span_make(name, len));
     /* Without members here this node does not hear the channel and cannot know: it sends. */
-    bool wanted = !ch || ch->remote_count > 0;
+    bool wanted = !ch || ch->remote_count > 0 || ch->answers_due > 0;
     if (!wanted) bs->counts.skipped++;
     return wanted;
 }
@@ -748,8 +1117,12 @@ bool rh_backplane_interest(struct rh_shard *s, const struct rh_group_key *key, b
         ch->key_len = at[3];
         /* The announcement follows the confirmation; joins wait for both, unless Redis is away
          * (local delivery never waits for it). */
-        if (bs->links[ROLE_SUBSCRIBER].state != LINK_UP || bs->links[ROLE_COMMAND].state != LINK_UP)
+        uint8_t pair = pair_for(bs, channel);
+        if (pair == NO_PAIR || !link_usable(bs->links[2 * pair + ROLE_SUBSCRIBER]) ||
+            !link_usable(bs->links[2 * pair + ROLE_COMMAND])) {
+            subscribe(bs, ch, true);
             return true;
+        }
         ch->is_announcing = true;
         subscribe(bs, ch, true);
         return false;
@@ -776,9 +1149,10 @@ void rh_backplane_ask_members(struct rh_shard *s, const struct rh_group_key *key
     char name[CHANNEL_MAX];
     uint16_t at[4];
     uint32_t len = channel_of_key(name, key->kind, key->hub, key->name, at);
-    struct rh_span argv[3] = {rh_span_make("PUBSUB", 6), rh_span_make("NUMSUB", 6),
+    struct rh_span argv[3] = {span_of("PUBSUB"),
+                              span_of(bs->mode == MODE_CLUSTER ? "SHARDNUMSUB" : "NUMSUB"),
                               rh_span_make(name, len)};
-    link_command(&bs->links[ROLE_COMMAND], 3, argv, PENDING_MEMBERS, reply_to);
+    command_to(bs, rh_span_make(name, len), 3, argv, PENDING_MEMBERS, reply_to);
 }
 
 void rh_backplane_expect_answer(struct rh_shard *s, uint64_t reply_to)
@@ -870,6 +1244,8 @@ static struct channel *channel_add(struct bp_shard *bs, struct rh_span name, boo
     struct channel *ch = rh_calloc(1, sizeof(*ch) + name.len);
     ch->hash = rh_hash(name.ptr, name.len);
     ch->is_group = is_group;
+    ch->sub_pair = NO_PAIR;
+    ch->slot = rh_redis_slot(name.ptr, name.len);
     ch->len = name.len;
     memcpy(ch->name, name.ptr, name.len);
     rh_table_insert(&bs->channels, ch->hash, ch);
@@ -883,15 +1259,6 @@ static void channel_drop(struct bp_shard *bs, struct channel *ch)
     bs->counts.subscriptions--;
     rh_free(ch->remote);
     rh_free(ch);
-}
-
-static void subscribe(struct bp_shard *bs, struct channel *ch, bool on)
-{
-    struct link *l = &bs->links[ROLE_SUBSCRIBER];
-    if (l->state != LINK_UP) return; /* done when it comes up */
-    struct rh_span argv[2] = {on ? rh_span_make("SUBSCRIBE", 9) : rh_span_make("UNSUBSCRIBE", 11),
-                              rh_span_make(ch->name, ch->len)};
-    link_command(l, 2, argv, PENDING_IGNORE, 0);
 }
 
 /* ---- the node directory (shard 0) ------------------------------------------------------- */
@@ -913,13 +1280,12 @@ static void heartbeat_fired(struct rh_timer *t)
     int value_len =
         snprintf(value, sizeof(value), "%lld %lld %s%s%s:%u", (long long)rh_runtime_started_ms(rt),
                  (long long)now, is_v6 ? "[" : "", host, is_v6 ? "]" : "", rh_runtime_port(rt));
-    struct link *l = &bs->links[ROLE_COMMAND];
-    struct rh_span set[4] = {rh_span_make("HSET", 4), rh_span_make(key, (uint32_t)key_len),
-                             rh_span_make(id, (uint32_t)id_len),
+    struct rh_span key_span = rh_span_make(key, (uint32_t)key_len);
+    struct rh_span set[4] = {span_of("HSET"), key_span, rh_span_make(id, (uint32_t)id_len),
                              rh_span_make(value, (uint32_t)value_len)};
-    link_command(l, 4, set, PENDING_IGNORE, 0);
-    struct rh_span get[2] = {rh_span_make("HGETALL", 7), rh_span_make(key, (uint32_t)key_len)};
-    link_command(l, 2, get, PENDING_NODES, 0);
+    command_to(bs, key_span, 4, set, PENDING_IGNORE, 0);
+    struct rh_span get[2] = {span_of("HGETALL"), key_span};
+    command_to(bs, key_span, 2, get, PENDING_NODES, 0);
 }
 
 static void nodes_read(struct bp_shard *bs, redisReply *r)
@@ -950,9 +1316,10 @@ static void nodes_read(struct bp_shard *bs, redisReply *r)
         n.seen_ms = seen;
         snprintf(n.address, sizeof(n.address), "%s", address);
         if (now - seen > NODE_TTL_MS) {
-            struct rh_span del[3] = {rh_span_make("HDEL", 4), rh_span_make(key, (uint32_t)key_len),
+            struct rh_span key_span = rh_span_make(key, (uint32_t)key_len);
+            struct rh_span del[3] = {span_of("HDEL"), key_span,
                                      rh_span_make(f->str, (uint32_t)f->len)};
-            link_command(&bs->links[ROLE_COMMAND], 3, del, PENDING_IGNORE, 0);
+            command_to(bs, key_span, 3, del, PENDING_IGNORE, 0);
             continue;
         }
         if (n.id == me && started != my_start)
@@ -981,14 +1348,24 @@ void rh_backplane_report(struct rh_shard *s, struct rh_backplane_report *out)
     memset(out, 0, sizeof(*out));
     if (!bs) return;
     *out = bs->counts;
-    out->command_up = bs->links[ROLE_COMMAND].state == LINK_UP;
-    out->subscriber_up = bs->links[ROLE_SUBSCRIBER].state == LINK_UP;
-    out->pending = bs->links[ROLE_COMMAND].pending_count;
+    /* Up: every link in use (pair 0 alone, or in a cluster every master's pair). */
+    uint32_t first = bs->mode == MODE_CLUSTER ? 1 : 0,
+             last = bs->mode == MODE_CLUSTER ? bs->pair_count : 1;
+    out->command_up = out->subscriber_up = bs->mode != MODE_PROBING && first < last;
+    for (uint32_t p = first; p < last; p++)
+        for (int r = 0; r < 2; r++) {
+            const struct link *l = bs->links[2 * p + r];
+            bool *up = r == ROLE_COMMAND ? &out->command_up : &out->subscriber_up;
+            *up = *up && l->state == LINK_UP;
+            if (r == ROLE_COMMAND) out->pending += l->pending_count;
+            if (l->down_since_ms && (!out->down_since_ms || l->down_since_ms < out->down_since_ms))
+                out->down_since_ms = l->down_since_ms;
+        }
     out->buffered_bytes = bs->outage_bytes;
-    int64_t a = bs->links[0].down_since_ms, b = bs->links[1].down_since_ms;
-    out->down_since_ms = a && b ? (a < b ? a : b) : (a ? a : b);
-    snprintf(out->endpoint, sizeof(out->endpoint), "%s",
-             endpoints[bs->links[ROLE_COMMAND].endpoint].text);
+    if (bs->mode == MODE_CLUSTER)
+        snprintf(out->endpoint, sizeof(out->endpoint), "cluster of %u", bs->pair_count - 1);
+    else
+        snprintf(out->endpoint, sizeof(out->endpoint), "%s", link_target(bs->links[0])->text);
 }
 
 bool rh_backplane_blob(struct rh_shard *s, struct rh_blob *b)
