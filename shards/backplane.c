@@ -119,7 +119,6 @@ struct channel {
     bool is_announcing;       /* joins wait until the announcement is published */
     uint8_t group_kind;       /* enum rh_group_kind, for a group's or user's channel */
     uint8_t sub_pair;         /* the pair whose subscriber link has it, or NO_PAIR */
-    uint16_t slot;            /* its hash slot (a cluster routes by it) */
     uint16_t hub_at, hub_len; /* where the hub's name is in name[] */
     uint16_t key_at, key_len; /* where the group's or user's name is */
     uint16_t remote_count, remote_cap;
@@ -205,6 +204,8 @@ static void publish_as(struct bp_shard *bs, struct rh_span channel, struct rh_bp
                        enum pending_what what, uint64_t arg);
 static void publication_send(struct bp_shard *bs, struct rh_buf *publication,
                              enum pending_what what, uint64_t arg);
+static void publication_split(const struct rh_buf *publication, struct rh_span *channel,
+                              struct rh_span *payload);
 static void command_to(struct bp_shard *bs, struct rh_span key, uint32_t argc,
                        const struct rh_span *argv, enum pending_what what, uint64_t arg);
 static void announced(struct bp_shard *bs, uint64_t hash);
@@ -617,12 +618,24 @@ static void command_reply(struct link *l, const struct pending *p, redisReply *r
             /* The slot is served elsewhere now: there at once, and the whole map anew. */
             const char *host = to.host[0] ? to.host : link_target(l)->host;
             int pair = pair_find(bs, host, to.port);
+            struct link *there = pair > 0 ? bs->links[2 * pair + ROLE_COMMAND] : NULL;
             if (pair > 0 && !is_ask) bs->owner[slot] = (uint8_t)pair;
-            map_refresh(bs);
-            if (p->what == PENDING_PUBLISH && p->publication) {
+            if (!is_ask) map_refresh(bs);
+            if (p->what == PENDING_PUBLISH && p->publication && is_ask && link_usable(there)) {
+                /* Migrating: this one publish goes to the importing master, announced. */
+                struct rh_span channel, payload;
+                publication_split(p->publication, &channel, &payload);
+                struct rh_span asking = span_of("ASKING");
+                struct rh_span argv[3] = {span_of("SPUBLISH"), channel, payload};
+                link_send(there, 1, &asking, PENDING_IGNORE, 0, NULL);
+                link_send(there, 3, argv, PENDING_IGNORE, 0, NULL);
+                return;
+            }
+            if (p->what == PENDING_PUBLISH && p->publication && !is_ask) {
                 publication_send(bs, p->publication, PENDING_PUBLISH, 0);
                 return;
             }
+            if (p->what == PENDING_PUBLISH) bs->counts.lost++;
         } else {
             rh_log_limited(RH_LOG_WARN, "backplane", "Redis refused a command: %.*s", (int)r->len,
                            r->str);
@@ -1245,7 +1258,6 @@ static struct channel *channel_add(struct bp_shard *bs, struct rh_span name, boo
     ch->hash = rh_hash(name.ptr, name.len);
     ch->is_group = is_group;
     ch->sub_pair = NO_PAIR;
-    ch->slot = rh_redis_slot(name.ptr, name.len);
     ch->len = name.len;
     memcpy(ch->name, name.ptr, name.len);
     rh_table_insert(&bs->channels, ch->hash, ch);
@@ -1366,13 +1378,6 @@ void rh_backplane_report(struct rh_shard *s, struct rh_backplane_report *out)
         snprintf(out->endpoint, sizeof(out->endpoint), "cluster of %u", bs->pair_count - 1);
     else
         snprintf(out->endpoint, sizeof(out->endpoint), "%s", link_target(bs->links[0])->text);
-}
-
-bool rh_backplane_blob(struct rh_shard *s, struct rh_blob *b)
-{
-    (void)s;
-    (void)b;
-    return false;
 }
 
 static int64_t wall_ms(void)

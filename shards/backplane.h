@@ -34,9 +34,6 @@
 #include "shards/shard.h"
 #include "transports/backplane.h"
 
-/* Blob kinds of this module, in [RH_BACKPLANE_BLOB_FIRST, RH_BACKPLANE_BLOB_FIRST + 3]. */
-#define RH_BACKPLANE_BLOB_FIRST 48
-
 /* Main thread, before the shards start: resolves --redis. Returns 0, or -1 having said why. */
 int rh_backplane_prepare(const struct rh_cfg *cfg);
 void rh_backplane_finish(void);
@@ -51,7 +48,6 @@ void rh_backplane_shard_stop(struct rh_shard *s);
 void rh_backplane_conn_open(struct rh_conn *c);
 ssize_t rh_backplane_conn_recv(struct rh_conn *c, const uint8_t *data, size_t len);
 void rh_backplane_conn_close(struct rh_conn *c);
-bool rh_backplane_blob(struct rh_shard *s, struct rh_blob *b);
 
 /* Publishes @e (its origin and sequence are filled in here) where its kind and scope say:
  * SEND to all and USER_GROUPS on P:all; SEND to a group or user on its channel; SEND to a

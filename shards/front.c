@@ -201,7 +201,7 @@ static void shard_stop(struct rh_shard *s)
 
 static void blob(struct rh_shard *s, struct rh_blob *b)
 {
-    if (!rh_admin_blob(s, b) && !rh_backplane_blob(s, b)) rh_hub_blob(s, b);
+    if (!rh_admin_blob(s, b)) rh_hub_blob(s, b);
 }
 
 static void conn_open(struct rh_conn *c)
