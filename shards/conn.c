@@ -55,6 +55,7 @@ static bool conn_count_address(struct rh_shard *s, int fd, uint32_t *ip_slot);
 static void latency_note(struct rh_shard *s, int64_t ns);
 static void conn_connect_done(struct rh_conn *c, int res);
 static void conn_open_socket(struct rh_conn *c);
+static void conn_register(struct rh_shard *s, struct rh_conn *c);
 
 void rh_conn_table_init(struct rh_shard *s)
 {
@@ -407,14 +408,20 @@ static struct rh_conn *conn_setup(struct rh_shard *s, int fd)
     }
     struct rh_conn *c = conn_alloc(s);
     c->fd = fd;
+    conn_register(s, c);
+    conn_open_socket(c);
+    return c;
+}
+
+/* Gives @c (just allocated) its id and counts it among the shard's connections. */
+static void conn_register(struct rh_shard *s, struct rh_conn *c)
+{
     c->id = ((uint64_t)s->rt->cfg->node_id
              << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
             ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
             ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
     rh_list_push_back(&s->conns, &c->link);
     rh_stat_add(&s->stats.conns_live, 1);
-    conn_open_socket(c);
-    return c;
 }
 
 /* @c's socket is connected: tune it, register it and start reading. */
@@ -455,12 +462,7 @@ struct rh_conn *rh_conn_connect(struct rh_shard *s, const struct sockaddr *addr,
     c->listener = RH_LISTENER_OUTBOUND;
     c->app = app;
     c->state = RH_CONN_CONNECTING;
-    c->id = ((uint64_t)s->rt->cfg->node_id
-             << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS + RH_CONN_ID_SHARD_BITS)) |
-            ((uint64_t)s->idx << (RH_CONN_ID_GEN_BITS + RH_CONN_ID_SLOT_BITS)) |
-            ((uint64_t)c->slot << RH_CONN_ID_GEN_BITS) | c->gen;
-    rh_list_push_back(&s->conns, &c->link);
-    rh_stat_add(&s->stats.conns_live, 1);
+    conn_register(s, c);
     /* The kernel reads the address when it takes the SQE, at the end of this loop turn. */
     c->connect_to = rh_alloc(sizeof(*c->connect_to));
     memcpy(c->connect_to, addr, addr_len);

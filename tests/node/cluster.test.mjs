@@ -13,13 +13,11 @@
 // in order, and one subscription delivers them in order).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { startRedis, startNodes } from './cluster_helpers.mjs';
+import { startRedis, startNodes, ctlJson as ctl } from './cluster_helpers.mjs';
 import { until } from './helpers.mjs';
 
-const CTL = process.env.RINGHUB_CTL;
 let redis;
 let nodes;
 const clients = [];
@@ -38,23 +36,7 @@ after(async () => {
   assert.deepEqual(codes, [0, 0, 0], 'every node stops cleanly with nothing left allocated');
 });
 
-function run(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
-async function ctl(node, ...args) {
-  const r = await run(CTL, ['-s', node.socket, '--json', ...args]);
-  assert.equal(r.code, 0, `ringhub-ctl ${args.join(' ')}: ${r.out}${r.err}`);
-  return JSON.parse(r.out);
-}
 
 // An official client on @node; inbox holds [target, ...args] in arrival order.
 async function connect(node, { hub = 'chat', user, protocol = 'json', transport } = {}) {

@@ -571,3 +571,21 @@ export async function startNginx(nodes, { ipHash = true, echo = true } = {}) {
     },
   };
 }
+
+// ringhub-ctl ($RINGHUB_CTL) --json @args on @node's admin socket: the parsed answer; throws
+// with the output when it exits non-zero.
+export function ctlJson(node, ...args) {
+  const ctl = process.env.RINGHUB_CTL;
+  if (!ctl) throw new Error('set RINGHUB_CTL to the ringhub-ctl binary');
+  return new Promise((resolve, reject) => {
+    const child = spawn(ctl, ['-s', node.socket, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`ringhub-ctl ${args.join(' ')}: exit ${code}: ${out}${err}`)),
+    );
+  });
+}

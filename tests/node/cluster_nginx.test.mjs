@@ -18,11 +18,10 @@
 // and once a receiver has it, everything that sender sent before must be in its inbox.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { startRedis, startNodes, startNginx } from './cluster_helpers.mjs';
+import { startRedis, startNodes, startNginx, ctlJson as ctl } from './cluster_helpers.mjs';
 import { until } from './helpers.mjs';
 
 const CTL = process.env.RINGHUB_CTL;
@@ -54,23 +53,7 @@ after(async () => {
   assert.deepEqual(codes, [0, 0, 0], 'every node stops cleanly with nothing left allocated');
 });
 
-function run(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
-async function ctl(node, ...args) {
-  const r = await run(CTL, ['-s', node.socket, '--json', ...args]);
-  assert.equal(r.code, 0, `ringhub-ctl ${args.join(' ')}: ${r.out}${r.err}`);
-  return JSON.parse(r.out);
-}
 
 // The connections of @hub on each node, by ringhub-ctl: [[entry, ...] of node 1, of node 2, ...].
 async function listed(hub) {

@@ -6,13 +6,11 @@
 // a master is restarted: the nodes follow the slot, subscribe again, and traffic goes on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { startRedisCluster, startNodes } from './cluster_helpers.mjs';
+import { startRedisCluster, startNodes, ctlJson as ctl } from './cluster_helpers.mjs';
 import { until } from './helpers.mjs';
 
-const CTL = process.env.RINGHUB_CTL;
 const PREFIX = 'rhshard';
 let cluster;
 let nodes;
@@ -31,15 +29,6 @@ after(async () => {
   assert.deepEqual(codes, [0, 0, 0], 'every node stops cleanly with nothing left allocated');
 });
 
-function ctl(node, ...args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CTL, ['-s', node.socket, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`ringhub-ctl ${args}: ${out}`))));
-  });
-}
 
 const redisState = async (node) => (await ctl(node, 'redis')).shards;
 
