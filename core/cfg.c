@@ -531,6 +531,7 @@ static const char *check_endpoints(const char *value)
         if (!is_bracketed && memchr(p, ':', (size_t)(colon - p))) return usage;
         for (const char *h = p; h < colon; h++)
             if ((unsigned char)*h <= ' ' || *h == '/' || *h == '@') return usage;
+        if (p[len] == ',' && !p[len + 1]) return usage; /* a trailing comma */
         p += len + (p[len] == ',');
     }
     return NULL;

@@ -532,6 +532,35 @@ static void test_env_io_oldest(void)
     rh_cfg_free(&cfg);
 }
 
+/* --redis: host:port lists (names, IPv4, [IPv6]); --redis-prefix: no blanks nor braces. */
+static void test_redis(void)
+{
+    struct rh_cfg cfg;
+    char err[256];
+    rh_cfg_defaults(&cfg);
+    CHECK(strcmp(cfg.redis, "") == 0);
+    CHECK(strcmp(cfg.redis_prefix, "ringhub") == 0);
+    CHECK_EQ(cfg.redis_buffer, 4194304u);
+    static const char *const good[] = {"127.0.0.1:6379", "redis:6379", "[::1]:7000",
+                                       "a:1,b:2,[fe80::1]:65535", ""};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK_EQ(rh_cfg_set(&cfg, "redis", good[i], err, sizeof(err)), 0);
+        CHECK(strcmp(cfg.redis, good[i]) == 0);
+    }
+    static const char *const bad[] = {
+        "redis", "redis:", ":6379", "redis:0", "redis:65536",  "::1:6379",  "[::1]6379",
+        "a:1,",  ",a:1",   "a b:1", "[]:1",    "user@redis:1", "redis:63x9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "redis", bad[i], err, sizeof(err)), -EINVAL);
+    CHECK_ERR(err, "redis: 'redis:63x9': a comma-separated list of host:port");
+    CHECK_EQ(rh_cfg_set(&cfg, "redis-prefix", "app1", err, sizeof(err)), 0);
+    static const char *const bad_prefixes[] = {"", "a b", "a{b}", "x\ty"};
+    for (size_t i = 0; i < sizeof(bad_prefixes) / sizeof(bad_prefixes[0]); i++)
+        CHECK_EQ(rh_cfg_set(&cfg, "redis-prefix", bad_prefixes[i], err, sizeof(err)), -EINVAL);
+    CHECK(strcmp(cfg.redis_prefix, "app1") == 0);
+    rh_cfg_free(&cfg);
+}
+
 int main(void)
 {
     /* The oldest-kernel run of the suite sets this; each test here sets what it needs. */
@@ -548,6 +577,7 @@ int main(void)
     test_defaults();
     test_set_numbers();
     test_set_other_types();
+    test_redis();
     test_listen();
     test_load_string();
     test_load_file();
