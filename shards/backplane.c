@@ -493,7 +493,6 @@ void rh_backplane_conn_open(struct rh_conn *c)
                     (long long)(wall_ms() - l->down_since_ms));
     l->was_up = true;
     l->down_since_ms = 0;
-    l->backoff_ms = 0;
     if (l->pair == 0 && l->role == ROLE_COMMAND && bs->mode != MODE_STANDALONE) {
         /* What is there: a server or a cluster (whose map, in a cluster, is asked anew). */
         struct rh_span argv[2] = {span_of("CLUSTER"), span_of("SLOTS")};
@@ -585,6 +584,7 @@ static void link_send(struct link *l, uint32_t argc, const struct rh_span *argv,
 
 static void link_reply(struct link *l, redisReply *r)
 {
+    l->backoff_ms = 0; /* a Redis that answers: the next loss starts the backoff anew */
     if (l->role == ROLE_SUBSCRIBER) {
         subscriber_reply(l, r);
         return;
