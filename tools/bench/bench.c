@@ -14,10 +14,13 @@
  *   connect C connections, K at a time: connections per second, negotiate to handshake.
  *
  * With --pid the server's CPU time (from /proc) over the measured window gives the work per
- * server CPU-second, and its RSS is read before and after. One JSON line per run goes to
- * stdout (a ramp prints one per step, then the best), a readable summary to stderr. The
- * generator's own CPU time is reported too; above 90 % of its CPU the run says it was
- * saturated, so its figures bound the server from below only.
+ * server CPU-second, and its RSS is read before and after. --pid takes a list: the CPU of all
+ * of them is summed (two cluster nodes, and Redis), the RSS is the first one's. With
+ * --pub-host/--pub-port the publishers connect to another node than the subscribers, so a
+ * fan-out crosses the cluster's backplane. One JSON line per run goes to stdout (a ramp
+ * prints one per step, then the best), a readable summary to stderr. The generator's own CPU
+ * time is reported too; above 90 % of its CPU the run says it was saturated, so its figures
+ * bound the server from below only.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -51,6 +54,7 @@
 #define KEEPALIVE_MS 10000 /* hub pings from every connection (the server drops at 30 s) */
 #define SATURATED    0.90  /* generator CPU share above which its figures are suspect */
 #define TICK_MS      1     /* publisher timer */
+#define PIDS_MAX     8     /* --pid A,B,...: processes whose CPU is charged */
 
 enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_TIMER };
 
@@ -93,7 +97,10 @@ struct opts {
     const char *scenario;
     const char *host;
     int port;
-    int pid;
+    const char *pub_host; /* publishers' server: --host unless --pub-host */
+    int pub_port;         /* 0: --port */
+    int pids[PIDS_MAX];   /* --pid: pids[0] is the server whose RSS is read */
+    uint32_t pid_count;
     const char *hub;
     uint32_t subs, groups, pubs, conns, concurrency, sources;
     double rate;
@@ -143,6 +150,7 @@ static struct rh_uring_bufs pbufs; /* with multishot receive */
 static struct bconn *conns;
 static uint32_t conn_count;
 static struct sockaddr_in server_addr;
+static struct sockaddr_in pub_addr; /* the publishers' server (--pub-host, --pub-port) */
 static struct counters ctr;
 static uint32_t *group_members; /* per group: subscribers that completed JoinGroup */
 static uint32_t *pub_seq;       /* per publisher and group: the last sequence sent */
@@ -166,20 +174,20 @@ static double self_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* The server's CPU time in seconds: the sum over its threads of the nanoseconds the scheduler
- * ran them (/proc/PID/task/TID/schedstat), finer than the 10 ms ticks of /proc/PID/stat. */
-static double server_cpu_s(void)
+/* The CPU time of process @pid in seconds: the sum over its threads of the nanoseconds the
+ * scheduler ran them (/proc/PID/task/TID/schedstat), finer than the 10 ms ticks of
+ * /proc/PID/stat. */
+static double pid_cpu_s(int pid)
 {
-    if (o.pid <= 0) return 0;
     char path[96];
-    snprintf(path, sizeof(path), "/proc/%d/task", o.pid);
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
     DIR *dir = opendir(path);
     if (!dir) return 0;
     unsigned long long total_ns = 0;
     struct dirent *e;
     while ((e = readdir(dir))) {
         if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", o.pid, e->d_name);
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
         FILE *f = fopen(path, "r");
         unsigned long long ns = 0;
         if (f && fscanf(f, "%llu", &ns) == 1) total_ns += ns;
@@ -189,13 +197,25 @@ static double server_cpu_s(void)
     return (double)total_ns / 1e9;
 }
 
-/* The server's resident set in KiB (0 without --pid). */
-/* A "Name:   N kB" line of the server's /proc/PID/status, in KiB (0 without --pid). */
+/* The CPU time of every --pid, each into @per_pid (o.pid_count of them, may be NULL); returns
+ * their sum (0 without --pid). */
+static double server_cpu_s(double *per_pid)
+{
+    double total = 0;
+    for (uint32_t i = 0; i < o.pid_count; i++) {
+        double cpu = pid_cpu_s(o.pids[i]);
+        if (per_pid) per_pid[i] = cpu;
+        total += cpu;
+    }
+    return total;
+}
+
+/* A "Name:   N kB" line of the first --pid's /proc/PID/status, in KiB (0 without --pid). */
 static long server_status_kb(const char *field)
 {
-    if (o.pid <= 0) return 0;
+    if (!o.pid_count) return 0;
     char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", o.pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", o.pids[0]);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     long kb = 0;
@@ -321,7 +341,8 @@ static void start_connect(struct bconn *c, uint32_t source)
     c->state = C_CONNECTING;
     c->started_ns = rh_clock_now_ns();
     struct io_uring_sqe *sqe = get_sqe();
-    io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&server_addr, sizeof(server_addr));
+    const struct sockaddr_in *addr = c->role == R_PUB ? &pub_addr : &server_addr;
+    io_uring_prep_connect(sqe, c->fd, (const struct sockaddr *)addr, sizeof(*addr));
     io_uring_sqe_set_data64(sqe, ud(c->idx, OP_CONNECT));
 }
 
@@ -342,14 +363,22 @@ static void arm_recv(struct bconn *c)
     c->recv_armed = true;
 }
 
+/* The Host header's value for @c: the server it connects to. */
+static void conn_host(const struct bconn *c, char *out, size_t cap)
+{
+    bool is_pub = c->role == R_PUB;
+    snprintf(out, cap, "%s:%d", is_pub ? o.pub_host : o.host, is_pub ? o.pub_port : o.port);
+}
+
 static void send_upgrade(struct bconn *c, const char *token)
 {
-    char req[512];
+    char req[512], host[80];
+    conn_host(c, host, sizeof(host));
     int n = snprintf(req, sizeof(req),
-                     "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "GET %s%s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     hub_path, token ? "?id=" : "", token ? token : "", o.host, o.port);
+                     hub_path, token ? "?id=" : "", token ? token : "", host);
     c->state = C_UPGRADING;
     send_bytes(c, req, (uint32_t)n);
 }
@@ -359,11 +388,12 @@ static void connected(struct bconn *c)
     if (!o.negotiate) {
         send_upgrade(c, NULL);
     } else {
-        char req[512];
+        char req[512], host[80];
+        conn_host(c, host, sizeof(host));
         int n = snprintf(req, sizeof(req),
-                         "POST %s/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: %s:%d\r\n"
+                         "POST %s/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: %s\r\n"
                          "Content-Length: 0\r\n\r\n",
-                         hub_path, o.host, o.port);
+                         hub_path, host);
         c->state = C_NEGOTIATING;
         send_bytes(c, req, (uint32_t)n);
     }
@@ -792,8 +822,36 @@ static bool all_delivered(void)
 
 struct run_result {
     double wall_s, server_cpu_s, gen_cpu_s;
+    double pid_cpu_s[PIDS_MAX]; /* server_cpu_s by --pid */
     long rss_before_kb, rss_after_kb;
 };
+
+/* Starts measuring the servers' CPU for @r: their CPU so far goes into r->pid_cpu_s. */
+static void cpu_begin(struct run_result *r)
+{
+    r->server_cpu_s = server_cpu_s(r->pid_cpu_s);
+}
+
+/* Ends it: r->server_cpu_s and r->pid_cpu_s become what was used since cpu_begin. */
+static void cpu_end(struct run_result *r)
+{
+    double now[PIDS_MAX];
+    r->server_cpu_s = server_cpu_s(now) - r->server_cpu_s;
+    for (uint32_t i = 0; i < o.pid_count; i++)
+        r->pid_cpu_s[i] = now[i] - r->pid_cpu_s[i];
+}
+
+/* The JSON fields that say which servers were charged and how much each used. */
+static void print_pid_fields(const struct run_result *r)
+{
+    printf(",\"pids\":[");
+    for (uint32_t i = 0; i < o.pid_count; i++)
+        printf("%s%d", i ? "," : "", o.pids[i]);
+    printf("],\"server_cpu_s_per_pid\":[");
+    for (uint32_t i = 0; i < o.pid_count; i++)
+        printf("%s%.3f", i ? "," : "", r->pid_cpu_s[i]);
+    printf("]");
+}
 
 static void print_result(const char *scenario, double rate, const struct run_result *r,
                          uint32_t connected)
@@ -812,7 +870,8 @@ static void print_result(const char *scenario, double rate, const struct run_res
            "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
            "\"server_cpu_s\":%.2f,\"deliveries_per_server_cpu_s\":%.0f,"
            "\"server_rss_before_kb\":%ld,\"server_rss_after_kb\":%ld,"
-           "\"generator_cpu_s\":%.2f,\"generator_saturated\":%s,\"ceiling_fraction\":%.3f}\n",
+           "\"generator_cpu_s\":%.2f,\"generator_saturated\":%s,\"ceiling_fraction\":%.3f,"
+           "\"pub_host\":\"%s\",\"pub_port\":%d",
            scenario, o.protocol, o.negotiate ? "true" : "false", o.subs, o.groups, o.pubs,
            o.payload, rate, r->wall_s, connected, (unsigned long long)ctr.sent,
            (unsigned long long)ctr.expected, (unsigned long long)ctr.delivered,
@@ -821,7 +880,9 @@ static void print_result(const char *scenario, double rate, const struct run_res
            rb_hist_percentile(&ctr.lat, 0.90) / us, rb_hist_percentile(&ctr.lat, 0.99) / us,
            rb_hist_percentile(&ctr.lat, 0.999) / us, (double)ctr.lat.max / us, r->server_cpu_s,
            per_cpu, r->rss_before_kb, r->rss_after_kb, r->gen_cpu_s, saturated ? "true" : "false",
-           o.ceiling > 0 ? per_cpu / o.ceiling : 0);
+           o.ceiling > 0 ? per_cpu / o.ceiling : 0, o.pub_host, o.pub_port);
+    print_pid_fields(r);
+    printf("}\n");
     fflush(stdout);
     fprintf(stderr,
             "%s: %u subscribers / %u groups at %.0f msg/s: %llu of %llu delivered (%llu lost, "
@@ -841,11 +902,12 @@ static bool fanout_run(double rate, struct run_result *r)
     rb_hist_reset(&ctr.lat);
     pub_rate = rate;
     pub_target = (uint64_t)(rate * o.seconds);
-    double cpu0 = server_cpu_s(), gen0 = self_cpu_s();
+    double gen0 = self_cpu_s();
+    cpu_begin(r);
     pub_start_s = now_s();
     run_until(pub_start_s + o.seconds + DRAIN_MS / 1000.0, all_delivered, publish_tick);
     r->wall_s = now_s() - pub_start_s;
-    r->server_cpu_s = server_cpu_s() - cpu0;
+    cpu_end(r);
     r->gen_cpu_s = self_cpu_s() - gen0;
     r->rss_after_kb = server_rss_kb();
     uint64_t unique = ctr.delivered - ctr.dup;
@@ -934,10 +996,11 @@ static int scenario_echo(void)
     if (connect_all(all_ready)) {
         memset(&ctr, 0, sizeof(ctr));
         struct run_result r = {.rss_before_kb = rss0};
-        double cpu0 = server_cpu_s(), gen0 = self_cpu_s(), t0 = now_s();
+        cpu_begin(&r);
+        double gen0 = self_cpu_s(), t0 = now_s();
         run_until(t0 + o.seconds, NULL, echo_tick);
         r.wall_s = now_s() - t0;
-        r.server_cpu_s = server_cpu_s() - cpu0;
+        cpu_end(&r);
         r.gen_cpu_s = self_cpu_s() - gen0;
         r.rss_after_kb = server_rss_kb();
         ctr.delivered = ctr.echoes;
@@ -972,9 +1035,9 @@ static int scenario_idle(void)
             double connect_s = now_s() - t0;
             run_until(now_s() + o.seconds, NULL, keepalive);
             long rss1 = server_rss_kb(), anon1 = server_status_kb("RssAnon");
-            double per_conn = o.pid > 0 ? (double)(rss1 - rss0) * 1024.0 / ready_count : 0;
+            double per_conn = o.pid_count ? (double)(rss1 - rss0) * 1024.0 / ready_count : 0;
             double marginal =
-                o.pid > 0 ? (double)(anon1 - anon_warm) * 1024.0 / (ready_count - warm) : 0;
+                o.pid_count ? (double)(anon1 - anon_warm) * 1024.0 / (ready_count - warm) : 0;
             printf("{\"scenario\":\"idle\",\"protocol\":\"%s\",\"negotiate\":%s,"
                    "\"connected\":%u,\"failed\":%u,\"connect_s\":%.2f,\"held_s\":%.1f,"
                    "\"server_rss_before_kb\":%ld,\"server_rss_after_kb\":%ld,"
@@ -998,9 +1061,9 @@ static int scenario_connect(void)
     conns_alloc(o.conns);
     for (uint32_t i = 0; i < conn_count; i++)
         conns[i].role = R_IDLE;
-    double cpu0 = server_cpu_s(), gen0 = self_cpu_s(), t0 = now_s();
+    double cpu0 = server_cpu_s(NULL), gen0 = self_cpu_s(), t0 = now_s();
     bool ok = connect_all(all_ready);
-    double wall = now_s() - t0, cpu = server_cpu_s() - cpu0, gen = self_cpu_s() - gen0;
+    double wall = now_s() - t0, cpu = server_cpu_s(NULL) - cpu0, gen = self_cpu_s() - gen0;
     double per_s = (double)ready_count / wall, per_cpu = cpu > 0 ? ready_count / cpu : 0;
     printf("{\"scenario\":\"connect\",\"protocol\":\"%s\",\"negotiate\":%s,\"connections\":%u,"
            "\"failed\":%u,\"concurrency\":%u,\"seconds\":%.3f,\"connections_per_s\":%.0f,"
@@ -1032,7 +1095,11 @@ static void usage(FILE *out)
         "Options:\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port N             server port (5000)\n"
-        "  --pid PID            the server's pid: CPU and RSS from /proc\n"
+        "  --pub-host ADDR      fanout, groups: publishers connect here (--host), e.g. to\n"
+        "  --pub-port N         another cluster node, so deliveries cross its backplane (--port)\n"
+        "  --pid PID[,PID...]   the server's pid: CPU and RSS from /proc; with several\n"
+        "                       (cluster nodes, Redis) the CPU of all is summed, each one's\n"
+        "                       is in server_cpu_s_per_pid, the RSS is the first one's\n"
         "  --hub NAME           hub name under /hubs/ (bench)\n"
         "  --protocol P         json, messagepack or mixed (json)\n"
         "  --skip-negotiation   WebSocket upgrade without negotiate\n"
@@ -1052,20 +1119,34 @@ static void usage(FILE *out)
         RB_STAMP_LEN);
 }
 
+/* --pid: one pid or several separated by commas, each > 0. Returns 0 or -EINVAL. */
+static int parse_pids(const char *text)
+{
+    o.pid_count = 0;
+    for (const char *p = text;;) {
+        char *end;
+        errno = 0;
+        long pid = strtol(p, &end, 10);
+        if (errno || end == p || pid <= 0 || pid > INT32_MAX || o.pid_count == PIDS_MAX)
+            return -EINVAL;
+        o.pids[o.pid_count++] = (int)pid;
+        if (*end == '\0') return 0;
+        if (*end != ',') return -EINVAL;
+        p = end + 1;
+    }
+}
+
 static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},
-        {"pid", 1, 0, 'P'},         {"hub", 1, 0, 'H'},
-        {"protocol", 1, 0, 'f'},    {"skip-negotiation", 0, 0, 'k'},
-        {"subs", 1, 0, 's'},        {"groups", 1, 0, 'g'},
-        {"pubs", 1, 0, 'u'},        {"conns", 1, 0, 'c'},
-        {"concurrency", 1, 0, 'C'}, {"rate", 1, 0, 'r'},
-        {"ramp", 0, 0, 'R'},        {"ramp-start", 1, 0, 'a'},
-        {"ramp-factor", 1, 0, 'x'}, {"p99-limit-ms", 1, 0, 'l'},
-        {"seconds", 1, 0, 't'},     {"payload", 1, 0, 'y'},
-        {"sources", 1, 0, 'S'},     {"ceiling", 1, 0, 'L'},
-        {"help", 0, 0, '?'},        {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},        {"pid", 1, 0, 'P'},
+        {"hub", 1, 0, 'H'},          {"protocol", 1, 0, 'f'},    {"skip-negotiation", 0, 0, 'k'},
+        {"subs", 1, 0, 's'},         {"groups", 1, 0, 'g'},      {"pubs", 1, 0, 'u'},
+        {"conns", 1, 0, 'c'},        {"concurrency", 1, 0, 'C'}, {"rate", 1, 0, 'r'},
+        {"ramp", 0, 0, 'R'},         {"ramp-start", 1, 0, 'a'},  {"ramp-factor", 1, 0, 'x'},
+        {"p99-limit-ms", 1, 0, 'l'}, {"seconds", 1, 0, 't'},     {"payload", 1, 0, 'y'},
+        {"sources", 1, 0, 'S'},      {"ceiling", 1, 0, 'L'},     {"pub-host", 1, 0, 'B'},
+        {"pub-port", 1, 0, 'O'},     {"help", 0, 0, '?'},        {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1077,7 +1158,13 @@ static int parse_args(int argc, char **argv)
             o.port = atoi(optarg);
             break;
         case 'P':
-            o.pid = atoi(optarg);
+            if (parse_pids(optarg) != 0) return -1;
+            break;
+        case 'B':
+            o.pub_host = optarg;
+            break;
+        case 'O':
+            o.pub_port = atoi(optarg);
             break;
         case 'H':
             o.hub = optarg;
@@ -1140,8 +1227,10 @@ static int parse_args(int argc, char **argv)
                     !strcmp(o.protocol, "mixed");
     if (!proto_ok || o.payload < RB_STAMP_LEN || o.payload > 3000 || o.rate <= 0 ||
         o.ramp_factor <= 1 || o.seconds <= 0 || !o.pubs || !o.concurrency || !o.sources ||
-        o.port <= 0 || o.port > 65535)
+        o.port <= 0 || o.port > 65535 || o.pub_port < 0 || o.pub_port > 65535)
         return -1;
+    if (!o.pub_host) o.pub_host = o.host;
+    if (!o.pub_port) o.pub_port = o.port;
     return 0;
 }
 
@@ -1168,6 +1257,12 @@ int main(int argc, char **argv)
     server_addr.sin_port = htons((uint16_t)o.port);
     if (inet_pton(AF_INET, o.host, &server_addr.sin_addr) != 1) {
         fprintf(stderr, "ringhub-bench: --host takes an IPv4 address\n");
+        return 2;
+    }
+    pub_addr.sin_family = AF_INET;
+    pub_addr.sin_port = htons((uint16_t)o.pub_port);
+    if (inet_pton(AF_INET, o.pub_host, &pub_addr.sin_addr) != 1) {
+        fprintf(stderr, "ringhub-bench: --pub-host takes an IPv4 address\n");
         return 2;
     }
     struct rlimit rl;
