@@ -1288,10 +1288,10 @@ static void heartbeat_fired(struct rh_timer *t)
     int key_len = snprintf(key, sizeof(key), "%s:nodes", config->redis_prefix);
     int id_len = snprintf(id, sizeof(id), "%u", rh_runtime_node_id(rt));
     const char *host = config->listen_addr;
-    bool is_v6 = strchr(host, ':') != NULL;
-    int value_len =
-        snprintf(value, sizeof(value), "%lld %lld %s%s%s:%u", (long long)rh_runtime_started_ms(rt),
-                 (long long)now, is_v6 ? "[" : "", host, is_v6 ? "]" : "", rh_runtime_port(rt));
+    struct rh_bp_node_entry me = {.started_ms = rh_runtime_started_ms(rt), .seen_ms = now};
+    snprintf(me.address, sizeof(me.address), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+             rh_runtime_port(rt));
+    int value_len = rh_bp_node_format(&me, value, sizeof(value));
     struct rh_span key_span = rh_span_make(key, (uint32_t)key_len);
     struct rh_span set[4] = {span_of("HSET"), key_span, rh_span_make(id, (uint32_t)id_len),
                              rh_span_make(value, (uint32_t)value_len)};
@@ -1311,23 +1311,15 @@ static void nodes_read(struct bp_shard *bs, redisReply *r)
     int key_len = snprintf(key, sizeof(key), "%s:nodes", config->redis_prefix);
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || v->len > 150 ||
-            f->len > 10)
+        struct rh_bp_node_entry e;
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            !rh_bp_node_parse(rh_span_make(f->str, (uint32_t)f->len),
+                              rh_span_make(v->str, (uint32_t)v->len), &e))
             continue;
-        char text[160], field[16];
-        memcpy(text, v->str, v->len);
-        text[v->len] = '\0';
-        memcpy(field, f->str, f->len);
-        field[f->len] = '\0';
-        struct rh_backplane_node n = {0};
-        long long started, seen;
-        char address[64];
-        if (sscanf(text, "%lld %lld %63s", &started, &seen, address) != 3) continue;
-        n.id = (uint32_t)strtoul(field, NULL, 10);
-        n.started_ms = started;
-        n.seen_ms = seen;
-        snprintf(n.address, sizeof(n.address), "%s", address);
-        if (now - seen > NODE_TTL_MS) {
+        struct rh_backplane_node n = {.id = e.id, .started_ms = e.started_ms, .seen_ms = e.seen_ms};
+        memcpy(n.address, e.address, sizeof(n.address));
+        long long started = e.started_ms;
+        if (now - e.seen_ms > NODE_TTL_MS) {
             struct rh_span key_span = rh_span_make(key, (uint32_t)key_len);
             struct rh_span del[3] = {span_of("HDEL"), key_span,
                                      rh_span_make(f->str, (uint32_t)f->len)};

@@ -9,6 +9,7 @@
 #include "transports/backplane.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -390,4 +391,42 @@ static int fail(const char **why, const char *what)
 {
     *why = what;
     return -EINVAL;
+}
+
+int rh_bp_node_format(const struct rh_bp_node_entry *e, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%lld %lld %s", (long long)e->started_ms, (long long)e->seen_ms,
+                     e->address);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* A decimal number of 1 to 18 digits at *@p (moved past it) below @end. */
+static bool read_decimal(const uint8_t **p, const uint8_t *end, int64_t *out)
+{
+    int64_t v = 0;
+    const uint8_t *start = *p;
+    while (*p < end && **p >= '0' && **p <= '9' && *p - start < 18)
+        v = v * 10 + (*(*p)++ - '0');
+    *out = v;
+    return *p > start && (*p == end || **p < '0' || **p > '9');
+}
+
+bool rh_bp_node_parse(struct rh_span id, struct rh_span value, struct rh_bp_node_entry *e)
+{
+    const uint8_t *p = id.ptr, *end = id.ptr + id.len;
+    int64_t node;
+    if (!id.len || !read_decimal(&p, end, &node) || p != end || node > RH_BP_NODE_MAX) return false;
+    e->id = (uint16_t)node;
+    p = value.ptr;
+    end = value.ptr + value.len;
+    if (!value.len || !read_decimal(&p, end, &e->started_ms) || p == end || *p++ != ' ' ||
+        !read_decimal(&p, end, &e->seen_ms) || p == end || *p++ != ' ')
+        return false;
+    size_t len = (size_t)(end - p);
+    if (!len || len > RH_BP_ADDRESS_MAX) return false;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] <= ' ' || p[i] >= 0x7f) return false;
+    memcpy(e->address, p, len);
+    e->address[len] = '\0';
+    return true;
 }

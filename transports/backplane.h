@@ -37,6 +37,7 @@
  * anything else: a shorter array, a wrong type, a value out of range, trailing bytes.
  * Decoded spans point into the input.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -125,3 +126,22 @@ int rh_bp_decode(const uint8_t *data, size_t len, struct rh_bp_env *e, const cha
 
 /* The 8-byte route @i of a SEND's excluded list (i < excluded.len / 8). */
 uint64_t rh_bp_excluded_at(const struct rh_bp_env *e, uint32_t i);
+
+/* One node's entry in the node directory (the hash P:nodes in Redis): the field is the node
+ * id in decimal, the value "<started_ms> <seen_ms> <address>" (wall clock ms since the epoch;
+ * the address as host:port, [v6]:port). */
+#define RH_BP_ADDRESS_MAX 63
+
+struct rh_bp_node_entry {
+    uint16_t id;
+    int64_t started_ms, seen_ms;
+    char address[RH_BP_ADDRESS_MAX + 1];
+};
+
+/* Writes @e's value into @out (@cap bytes, NUL-terminated); returns its length, or -1 when it
+ * does not fit. */
+int rh_bp_node_format(const struct rh_bp_node_entry *e, char *out, size_t cap);
+/* Reads the entry of field @id and value @value into *@e; false for anything else than the
+ * format above (an id of 0..RH_BP_NODE_MAX, two non-negative numbers, an address of at most
+ * RH_BP_ADDRESS_MAX printable bytes, single spaces). */
+bool rh_bp_node_parse(struct rh_span id, struct rh_span value, struct rh_bp_node_entry *e);

@@ -17,10 +17,33 @@ static void check_rewrite(const struct rh_bp_env *e, size_t size);
 static bool is_inside(struct rh_span s, const uint8_t *data, size_t size);
 static bool is_same(const struct rh_bp_env *a, const struct rh_bp_env *b);
 
+/* The same bytes as a node directory entry: the first line the field, the rest the value; a
+ * parsed entry writes back to the same value. */
+static void check_node_entry(const uint8_t *data, size_t size)
+{
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t id_len = nl ? (size_t)(nl - data) : 0;
+    struct rh_span id = rh_span_make(data, (uint32_t)id_len);
+    struct rh_span value =
+        rh_span_make(data + id_len + (nl != NULL), (uint32_t)(size - id_len - (nl != NULL)));
+    struct rh_bp_node_entry e;
+    if (!rh_bp_node_parse(id, value, &e)) return;
+    RH_ASSERT(e.id <= RH_BP_NODE_MAX && e.started_ms >= 0 && e.seen_ms >= 0);
+    RH_ASSERT(strlen(e.address) >= 1 && strlen(e.address) <= RH_BP_ADDRESS_MAX);
+    char out[160];
+    int len = rh_bp_node_format(&e, out, sizeof(out));
+    RH_ASSERT(len > 0);
+    struct rh_bp_node_entry again;
+    RH_ASSERT(rh_bp_node_parse(id, rh_span_make(out, (uint32_t)len), &again));
+    RH_ASSERT(again.started_ms == e.started_ms && again.seen_ms == e.seen_ms &&
+              strcmp(again.address, e.address) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct rh_bp_env e;
     const char *why = NULL;
+    check_node_entry(data, size);
     int rc = rh_bp_decode(data, size, &e, &why);
     RH_ASSERT(rc == 0 || rc == -EINVAL);
     if (rc < 0) {

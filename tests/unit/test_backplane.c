@@ -539,6 +539,43 @@ static void test_why_optional(void)
     CHECK_EQ(rh_bp_decode(good, sizeof(good), &back, NULL), 0);
 }
 
+/* The node directory's entries: written and read back; anything else refused. */
+static void test_node_entries(void)
+{
+    struct rh_bp_node_entry e = {.id = 7, .started_ms = 1764390000123, .seen_ms = 1764390005123};
+    strcpy(e.address, "[::1]:5001");
+    char value[128];
+    int len = rh_bp_node_format(&e, value, sizeof(value));
+    CHECK(len > 0 && strcmp(value, "1764390000123 1764390005123 [::1]:5001") == 0);
+    char small[10];
+    CHECK_EQ(rh_bp_node_format(&e, small, sizeof(small)), -1);
+    struct rh_bp_node_entry got;
+    CHECK(rh_bp_node_parse(rh_span_make("7", 1), rh_span_make(value, (uint32_t)len), &got));
+    CHECK_EQ(got.id, 7);
+    CHECK_EQ(got.started_ms, e.started_ms);
+    CHECK_EQ(got.seen_ms, e.seen_ms);
+    CHECK(strcmp(got.address, "[::1]:5001") == 0);
+    CHECK(rh_bp_node_parse(rh_span_make("4095", 4), rh_span_make("0 0 a:1", 7), &got));
+    static const char *const bad_ids[] = {
+        "", "4096", "-1", "1 ", "x", "0x1", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++)
+        CHECK(!rh_bp_node_parse(rh_span_make(bad_ids[i], (uint32_t)strlen(bad_ids[i])),
+                                rh_span_make("1 2 a:1", 7), &got));
+    static const char *const bad_values[] = {
+        "",         "1 2",      "1 2 ",     "1  2 a:1",  " 1 2 a:1", "1 2 a b",
+        "-1 2 a:1", "1 -2 a:1", "1x 2 a:1", "1 2 a:1\n", "1 2 \x01", "1234567890123456789 2 a",
+    };
+    for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++)
+        CHECK(!rh_bp_node_parse(rh_span_make("1", 1),
+                                rh_span_make(bad_values[i], (uint32_t)strlen(bad_values[i])),
+                                &got));
+    char long_value[128];
+    memset(long_value, 'a', sizeof(long_value));
+    memcpy(long_value, "1 2 ", 4);
+    CHECK(!rh_bp_node_parse(rh_span_make("1", 1), rh_span_make(long_value, 4 + 64), &got));
+    CHECK(rh_bp_node_parse(rh_span_make("1", 1), rh_span_make(long_value, 4 + 63), &got));
+}
+
 int main(void)
 {
     for (uint32_t i = 0; i < sizeof(names); i++)
@@ -553,6 +590,7 @@ int main(void)
     test_send_refusals();
     test_other_refusals();
     test_why_optional();
+    test_node_entries();
     free(held);
     return rh_check_finish();
 }
