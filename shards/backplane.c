@@ -162,6 +162,7 @@ struct bp_shard {
     uint64_t outage_bytes;
     struct rh_backplane_report counts;
     struct rh_timer heartbeat; /* shard 0: the node directory */
+    uint32_t heartbeats;
     struct rh_backplane_node nodes[NODES_MAX];
     uint32_t node_count;
     struct rh_list answers; /* struct pending_answer, oldest first */
@@ -1293,11 +1294,13 @@ static void heartbeat_fired(struct rh_timer *t)
              rh_runtime_port(rt));
     int value_len = rh_bp_node_format(&me, value, sizeof(value));
     struct rh_span key_span = rh_span_make(key, (uint32_t)key_len);
+    /* Read before writing: our entry as found is the last writer's, which shows a twin. */
+    struct rh_span get[2] = {span_of("HGETALL"), key_span};
+    command_to(bs, key_span, 2, get, PENDING_NODES, 0);
     struct rh_span set[4] = {span_of("HSET"), key_span, rh_span_make(id, (uint32_t)id_len),
                              rh_span_make(value, (uint32_t)value_len)};
     command_to(bs, key_span, 4, set, PENDING_IGNORE, 0);
-    struct rh_span get[2] = {span_of("HGETALL"), key_span};
-    command_to(bs, key_span, 2, get, PENDING_NODES, 0);
+    bs->heartbeats++;
 }
 
 static void nodes_read(struct bp_shard *bs, redisReply *r)
@@ -1326,7 +1329,9 @@ static void nodes_read(struct bp_shard *bs, redisReply *r)
             command_to(bs, key_span, 3, del, PENDING_IGNORE, 0);
             continue;
         }
-        if (n.id == me && started != my_start)
+        /* Our entry, written since our last heartbeat by another process: unless this is our
+         * first (a restart finds its previous life's entry), two nodes share the id. */
+        if (n.id == me && started != my_start && bs->heartbeats > 1)
             rh_log_limited(RH_LOG_ERROR, "backplane",
                            "another node (%s, started at %lld) uses node id %u too: give every "
                            "node its own --node-id",
