@@ -24,7 +24,8 @@ const clients = [];
 
 before(async () => {
   redis = await startRedis();
-  nodes = await startNodes(3, { redis, prefix: 'rhtest' });
+  // Node 3 keeps nothing during an outage (--redis-buffer 0): what it sends across is dropped.
+  nodes = await startNodes(3, { redis, prefix: 'rhtest', args: (i) => (i === 2 ? ['--redis-buffer', '0'] : []) });
   // Every node is in the directory once shard 0's first heartbeat is through.
   await until(async () => (await ctl(nodes[0], 'nodes')).nodes.length === 3, 'three nodes', 15000);
 });
@@ -172,7 +173,8 @@ test('Redis killed and restarted during traffic: local delivery goes on, nodes r
   const a = await connect(nodes[0]);
   const a2 = await connect(nodes[0]);
   const b = await connect(nodes[1]);
-  for (const c of [a, a2, b]) await c.connection.invoke('JoinGroup', 'outage');
+  const c3 = await connect(nodes[2]);
+  for (const c of [a, a2, b, c3]) await c.connection.invoke('JoinGroup', 'outage');
   await redis.kill();
   await until(async () => (await ctl(nodes[0], 'redis')).shards.some((s) => !s.command_up), 'node 1 to see Redis down');
   // Local delivery during the outage, and messages for node 2 kept.
@@ -180,19 +182,28 @@ test('Redis killed and restarted during traffic: local delivery goes on, nodes r
   await until(() => got(a2).length === 10, 'local members to get all 10 while Redis is down');
   const down = await ctl(nodes[0], 'redis');
   assert.ok(down.shards.some((s) => s.buffered_bytes > 0), 'what goes across is kept');
+  // Past --redis-buffer (0 on node 3) it is dropped and counted; local delivery is untouched.
+  await until(async () => (await ctl(nodes[2], 'redis')).shards.some((s) => !s.command_up), 'node 3 to see Redis down');
+  const droppedBefore = (await ctl(nodes[2], 'redis')).shards.reduce((n, s) => n + s.dropped, 0);
+  for (let i = 0; i < 5; i++) await c3.connection.invoke('SendToGroup', 'outage', 'msg', 'dropped', i);
+  await until(() => got(c3).filter(([t]) => t === 'dropped').length === 5, 'node 3 to deliver its own 5 locally');
+  const down3 = await ctl(nodes[2], 'redis');
+  assert.equal(down3.shards.reduce((n, s) => n + s.dropped, 0) - droppedBefore, 5, 'the 5 are dropped and counted');
+  assert.ok(down3.shards.every((s) => s.buffered_bytes === 0), 'nothing kept past the bound');
   await redis.restart();
   await until(async () => (await ctl(nodes[0], 'redis')).shards.every((s) => s.command_up && s.subscriber_up), 'node 1 to reconnect', 20000);
   await until(async () => (await ctl(nodes[1], 'redis')).shards.every((s) => s.command_up && s.subscriber_up), 'node 2 to reconnect', 20000);
   // The kept messages reach node 2 once its subscription is back: sent in order, once.
   // (They may arrive before node 2 has resubscribed; what the promise covers is that node 1
   // sends them, and everything sent after both are back arrives.)
-  await until(async () => Number((await redis.cli('PUBSUB', 'NUMSUB', 'rhtest:group:chat:outage')).split('\n')[1]) === 2, 'both nodes to resubscribe');
+  await until(async () => Number((await redis.cli('PUBSUB', 'NUMSUB', 'rhtest:group:chat:outage')).split('\n')[1]) === 3, 'the three nodes to resubscribe');
   const up = await ctl(nodes[0], 'redis');
   assert.ok(up.shards.every((s) => s.buffered_bytes === 0), 'the buffer was sent');
   assert.ok(up.shards.some((s) => s.reconnects > 0), 'reconnects are counted');
   await b.connection.invoke('SendToGroup', 'outage', 'msg', 'after', 0);
   await a.connection.invoke('SendToGroup', 'outage', 'msg', 'after', 1);
   await until(() => got(b).some(([t, i]) => t === 'after' && i === 1) && got(a).some(([t]) => t === 'after'), 'cross-node traffic after the restart');
+  assert.deepEqual(got(a).filter(([t]) => t === 'dropped'), [], 'what node 3 dropped never arrives');
   const during = got(b).filter(([t]) => t === 'during').map(([, i]) => i);
   assert.deepEqual(during, [...new Set(during)].sort((x, y) => x - y), 'kept messages arrive at most once, in order');
 });
