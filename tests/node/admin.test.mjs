@@ -21,7 +21,7 @@ import WebSocket from 'ws';
 import EventSource from 'eventsource';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { OwnSocketHttpClient } from './helpers.mjs';
+import { OwnSocketHttpClient, until as waitUntil } from './helpers.mjs';
 
 const RS = '\u001e';
 const CTL =
@@ -52,13 +52,7 @@ const socketPath = (name = 'admin') => path.join(tmp, `${name}-${++sockets}.sock
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Generous: the machine may be busy.
-async function until(condition, what, ms = 20000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (condition, what, ms = 20000) => waitUntil(condition, what, ms);
 
 // ---- servers -----------------------------------------------------------------------------------
 

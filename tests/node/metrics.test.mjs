@@ -20,19 +20,13 @@ import EventSource from 'eventsource';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { startServer } from './server.mjs';
-import { OwnSocketHttpClient } from './helpers.mjs';
+import { OwnSocketHttpClient, until as waitUntil } from './helpers.mjs';
 
 const RS = '\u001e';
 const PROMTOOL = '/usr/bin/promtool';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until(condition, what, ms = 20000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (condition, what, ms = 20000) => waitUntil(condition, what, ms);
 
 // ---- the exposition format ---------------------------------------------------------------------
 
