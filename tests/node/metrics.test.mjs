@@ -24,7 +24,6 @@ import { OwnSocketHttpClient, until as waitUntil } from './helpers.mjs';
 
 const RS = '\u001e';
 const PROMTOOL = '/usr/bin/promtool';
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const until = (condition, what, ms = 20000) => waitUntil(condition, what, ms);
 
